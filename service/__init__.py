@@ -1,0 +1,1 @@
+"""Card onboarding backend-for-frontend: drives Yativo card-customer onboarding behind one nextAction."""

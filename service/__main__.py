@@ -1,0 +1,72 @@
+"""Command line: `python -m service serve | emulator | dev`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from service.server import serve
+    from service.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(os.environ)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from service.emulator import EmulatorConfig, run_emulator
+
+    auto = None if args.kyc_auto_approve_seconds < 0 else args.kyc_auto_approve_seconds
+    run_emulator(args.host, args.port, EmulatorConfig(kyc_auto_approve_seconds=auto))
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    from service.devstack import run_dev
+
+    return run_dev(host=args.host, port=args.port, emulator_port=args.emulator_port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the production server (the container's entry point)")
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=_serve)
+
+    emulator = commands.add_parser("emulator", help="run the bundled Yativo emulator")
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8090)
+    emulator.add_argument(
+        "--kyc-auto-approve-seconds",
+        type=float,
+        default=3.0,
+        help="approve KYC this long after the link is fetched; negative = never",
+    )
+    emulator.set_defaults(run=_emulator)
+
+    dev = commands.add_parser("dev", help="run the whole local stack: service + emulator (+ Redis if reachable)")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--emulator-port", type=int, default=8090)
+    dev.set_defaults(run=_dev)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

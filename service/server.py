@@ -1,0 +1,22 @@
+"""Runs the service under the production ASGI server, one process per container."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from service.app import create_app
+from service.settings import Settings
+
+
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    app = create_app(settings)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

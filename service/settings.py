@@ -1,0 +1,129 @@
+"""Service configuration: one frozen Settings struct, read once from the environment."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """Raised for bad configuration; the message names the variable and never its secret value."""
+
+
+DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    yativo_base_url: str = DEFAULT_YATIVO_BASE_URL
+    yativo_api_key: str = ""
+    yativo_api_secret: str = ""
+    # Connect/read/write/pool timeouts for one upstream exchange, in seconds.
+    yativo_timeout_seconds: float = 5.0
+    yativo_webhook_secret: str = ""
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_cluster: bool = False
+    auth_jwks_url: str = ""
+    auth_jwt_secret: str = ""
+    auth_issuer: str = ""
+    auth_audience: str = ""
+    cors_allow_origins: tuple[str, ...] = ()
+    log_level: str = "info"
+    log_format: str = ""  # "" = json off a TTY, console on one
+
+    def __repr__(self) -> str:  # never print secrets, even by accident
+        shown = {
+            name: ("***" if _is_secret(name) and getattr(self, name) else getattr(self, name))
+            for name in self.__struct_fields__
+        }
+        return f"Settings({shown})"
+
+    __str__ = __repr__
+
+
+_SECRETS = ("secret", "api_key")
+
+
+def _is_secret(name: str) -> bool:
+    return any(part in name for part in _SECRETS)
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be true or false")
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip()
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or (parts.scheme != "memory" and not parts.netloc):
+        raise ConfigError(f"{name} must be a URL with scheme {' or '.join(schemes)}")
+    return value
+
+
+def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Settings:
+    """Read and validate the configuration; raises ConfigError naming the first bad variable."""
+    base_url = _url(env, "YATIVO_BASE_URL", DEFAULT_YATIVO_BASE_URL, ("https", "http")).rstrip("/")
+    jwks_url = _url(env, "AUTH_JWKS_URL", "", ("https", "http"))
+    jwt_secret = env.get("AUTH_JWT_SECRET", "")
+    if require_auth and not jwks_url and not jwt_secret:
+        raise ConfigError("AUTH_JWKS_URL or AUTH_JWT_SECRET must be set")
+    if jwt_secret and len(jwt_secret.encode()) < 32:
+        # RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
+        raise ConfigError("AUTH_JWT_SECRET must be at least 32 bytes long")
+    log_level = env.get("LOG_LEVEL", "info").strip().lower() or "info"
+    if log_level not in _LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+    log_format = env.get("LOG_FORMAT", "").strip().lower()
+    if log_format not in ("", "json", "console"):
+        raise ConfigError("LOG_FORMAT must be json or console")
+    origins = tuple(o.strip() for o in env.get("CORS_ALLOW_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ConfigError("CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com")
+    return Settings(
+        yativo_base_url=base_url,
+        yativo_api_key=env.get("YATIVO_API_KEY", ""),
+        yativo_api_secret=env.get("YATIVO_API_SECRET", ""),
+        yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
+        yativo_webhook_secret=env.get("YATIVO_WEBHOOK_SECRET", ""),
+        redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
+        redis_cluster=_bool(env, "REDIS_CLUSTER", False),
+        auth_jwks_url=jwks_url,
+        auth_jwt_secret=jwt_secret,
+        auth_issuer=env.get("AUTH_ISSUER", "").strip(),
+        auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
+        cors_allow_origins=origins,
+        log_level=log_level,
+        log_format=log_format,
+    )

@@ -1,0 +1,367 @@
+"""The Yativo HTTP adapter: the only module that imports httpx. Typed calls in, Structs or domain errors out."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from service.requestctx import request_id_var
+from service.yativo.errors import (
+    ErrorData,
+    UpstreamAuthFailed,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from service.yativo.models import (
+    CardList,
+    Customer,
+    FlowStep,
+    KycLink,
+    KycStatus,
+    Onboarded,
+    PhoneRequested,
+    PhoneVerified,
+    SofAnswer,
+    SofQuestions,
+    SofSubmitted,
+    Token,
+    VirtualCard,
+)
+
+T = TypeVar("T")
+
+# Never wait longer than this for a Retry-After the upstream asks for; past it we answer "retry later".
+MAX_RETRY_AFTER_SECONDS = 60.0
+# Used when the token answer gives no refresh hint; the docs recommend refreshing 300 s before expiry.
+DEFAULT_REFRESH_BEFORE_SECONDS = 300.0
+
+
+class _Envelope(msgspec.Struct, Generic[T], kw_only=True):
+    data: T
+
+
+class _ErrorEnvelope(msgspec.Struct, kw_only=True):
+    # `error_code` on /yativo-card/*, `error` on /card-issuer/* and /auth/token.
+    error_code: str | None = None
+    error: str | None = None
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_encoder = msgspec.json.Encoder()
+_error_decoder = msgspec.json.Decoder(_ErrorEnvelope)
+_error_data_decoder = msgspec.json.Decoder(ErrorData)
+_token_decoder = msgspec.json.Decoder(Token)
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(kind: type[T]) -> msgspec.json.Decoder[_Envelope[T]]:
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(_Envelope[kind])  # type: ignore[valid-type]
+    return decoder
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    seconds: float
+    if value.isascii() and value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+class _CachedToken(msgspec.Struct, frozen=True):
+    value: str
+    refresh_at: float  # monotonic time after which a new token is fetched
+
+
+class YativoClient:
+    """One long-lived client per process. Obtains, caches and refreshes the issuer access token itself."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        api_secret: str,
+        *,
+        timeout_seconds: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._api_key = api_key
+        self._api_secret = api_secret
+        self._clock = clock
+        self._token: _CachedToken | None = None
+        self._token_fetch: asyncio.Future[_CachedToken] | None = None
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            # httpx timeouts are per phase; the overall per-request deadline is the caller's.
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 2.0)),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "card-onboarding-bff"},
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> YativoClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # --- customer namespace -------------------------------------------------------------------
+
+    async def onboard(
+        self, email: str, external_customer_id: str, *, idempotency_key: str | None = None
+    ) -> Onboarded:
+        body = {"email": email, "external_customer_id": external_customer_id}
+        return await self._call(
+            "POST", "/yativo-card/customers/onboard", Onboarded, json=body, idempotency_key=idempotency_key
+        )
+
+    async def verify_otp(self, card_id: str, otp: str, *, idempotency_key: str | None = None) -> FlowStep:
+        return await self._call(
+            "POST", _customer(card_id, "verify-otp"), FlowStep, json={"otp": otp}, idempotency_key=idempotency_key
+        )
+
+    async def kyc_link(self, card_id: str) -> KycLink:
+        return await self._call("GET", _customer(card_id, "kyc-link"), KycLink)
+
+    async def kyc_status(self, card_id: str) -> KycStatus:
+        return await self._call("GET", _customer(card_id, "kyc-status"), KycStatus)
+
+    async def source_of_funds_questions(self, card_id: str, *, locale: str = "en") -> SofQuestions:
+        return await self._call(
+            "GET", _customer(card_id, "source-of-funds"), SofQuestions, params={"locale": locale}
+        )
+
+    async def submit_source_of_funds(
+        self, card_id: str, answers: Sequence[SofAnswer], *, idempotency_key: str | None = None
+    ) -> SofSubmitted:
+        return await self._call(
+            "POST",
+            _customer(card_id, "source-of-funds"),
+            SofSubmitted,
+            json={"answers": list(answers)},
+            idempotency_key=idempotency_key,
+        )
+
+    async def request_phone_verification(
+        self, card_id: str, phone_number: str, *, idempotency_key: str | None = None
+    ) -> PhoneRequested:
+        # The upstream's only camelCase field.
+        return await self._call(
+            "POST",
+            _customer(card_id, "phone/request-verification"),
+            PhoneRequested,
+            json={"phoneNumber": phone_number},
+            idempotency_key=idempotency_key,
+        )
+
+    async def verify_phone(self, card_id: str, code: str, *, idempotency_key: str | None = None) -> PhoneVerified:
+        # `code` here, where email verification says `otp`.
+        return await self._call(
+            "POST", _customer(card_id, "phone/verify"), PhoneVerified, json={"code": code}, idempotency_key=idempotency_key
+        )
+
+    async def create_virtual_card(self, card_id: str, *, idempotency_key: str | None = None) -> VirtualCard:
+        return await self._call(
+            "POST", _customer(card_id, "cards/virtual"), VirtualCard, json={}, idempotency_key=idempotency_key
+        )
+
+    async def list_cards(self, card_id: str) -> CardList:
+        return await self._call("GET", _customer(card_id, "cards"), CardList)
+
+    # --- card-issuer namespace ----------------------------------------------------------------
+
+    async def lookup_customer(self, **identifier: str) -> Customer | None:
+        """Find a customer by exactly one identifier (external_id, email, yativo_card_id, ...); None if unknown."""
+        if len(identifier) != 1:
+            raise TypeError("lookup_customer takes exactly one identifier")
+        try:
+            return await self._call("GET", "/card-issuer/lookup-customer", Customer, params=identifier)
+        except UpstreamRejected as exc:
+            if exc.code == "CUSTOMER_NOT_FOUND":
+                return None
+            raise
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        try:
+            return await self._call("GET", f"/card-issuer/customers/{quote(customer_id, safe='')}", Customer)
+        except UpstreamRejected as exc:
+            if exc.code == "CUSTOMER_NOT_FOUND":
+                return None
+            raise
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        kind: type[T],
+        *,
+        json: Any = None,
+        params: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> T:
+        content = None if json is None else _encoder.encode(json)
+        token = await self._access_token()
+        response = await self._send(method, path, token, content, params, idempotency_key)
+        if response.status_code == 401:
+            # The token may have been revoked or expired early: refresh once, retry once.
+            self._forget(token)
+            token = await self._access_token()
+            response = await self._send(method, path, token, content, params, idempotency_key)
+            if response.status_code == 401:
+                raise UpstreamAuthFailed("the upstream refused a freshly issued access token")
+        return _read(response, kind)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        token: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        idempotency_key: str | None,
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"}
+        if content is not None:
+            headers["Content-Type"] = "application/json"
+        request_id = request_id_var.get()
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return await _exchange(self._http, method, path, headers=headers, content=content, params=params)
+
+    async def _access_token(self) -> str:
+        cached = self._token
+        if cached is not None and self._clock() < cached.refresh_at:
+            return cached.value
+        # Single flight: every caller that finds the token stale awaits the same fetch.
+        if self._token_fetch is None or self._token_fetch.done():
+            self._token_fetch = asyncio.ensure_future(self._fetch_token())
+        # shield: one caller giving up must not cancel the fetch the others wait for.
+        return (await asyncio.shield(self._token_fetch)).value
+
+    async def _fetch_token(self) -> _CachedToken:
+        started = self._clock()
+        response = await _exchange(
+            self._http,
+            "POST",
+            "/auth/token",
+            headers={"Content-Type": "application/json"},
+            content=_encoder.encode({"api_key": self._api_key, "api_secret": self._api_secret}),
+        )
+        if response.status_code in (400, 401, 403):
+            raise UpstreamAuthFailed(f"the upstream refused our API credentials ({response.status_code})")
+        _raise_for_unavailable(response)
+        if response.status_code != 200:
+            raise UpstreamBadResponse("unexpected status from the token endpoint", status=response.status_code)
+        try:
+            token = _token_decoder.decode(response.content)
+        except msgspec.DecodeError:
+            raise UpstreamBadResponse("token answer is not the documented shape", status=200) from None
+        lifetime = max(token.expires_in, 0.0)
+        hint = token.refresh_recommendation.refresh_before_seconds if token.refresh_recommendation else None
+        # Refresh early, but never so early that a short-lived token is refetched on every call.
+        margin = min(hint if hint is not None else DEFAULT_REFRESH_BEFORE_SECONDS, lifetime / 2)
+        cached = _CachedToken(token.access_token, started + lifetime - margin)
+        self._token = cached
+        return cached
+
+    def _forget(self, token: str) -> None:
+        if self._token is not None and self._token.value == token:
+            self._token = None
+
+
+def _customer(card_id: str, action: str) -> str:
+    # The id comes from the upstream or our store, never the frontend; quoting keeps it one path segment.
+    return f"/yativo-card/customers/{quote(card_id, safe='')}/{action}"
+
+
+async def _exchange(
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    *,
+    headers: Mapping[str, str],
+    content: bytes | None = None,
+    params: Mapping[str, str] | None = None,
+) -> httpx.Response:
+    try:
+        return await http.request(method, path, headers=headers, content=content, params=params)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        # Never left this process: certainly not committed upstream.
+        raise UpstreamUnavailable(type(exc).__name__, maybe_committed=False) from None
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(type(exc).__name__, maybe_committed=True) from None
+    except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
+        # Dropped mid-exchange: the upstream may have acted on the request.
+        raise UpstreamUnavailable(type(exc).__name__, maybe_committed=True) from None
+
+
+def _raise_for_unavailable(response: httpx.Response) -> None:
+    status = response.status_code
+    if status == 429:
+        raise UpstreamUnavailable(
+            "rate limited", status=429, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+    if status >= 500:
+        raise UpstreamUnavailable(
+            f"server error {status}", status=status, retry_after=parse_retry_after(response.headers.get("Retry-After"))
+        )
+
+
+def _read(response: httpx.Response, kind: type[T]) -> T:
+    status = response.status_code
+    if 200 <= status < 300:
+        try:
+            return _decoder(kind).decode(response.content).data
+        except msgspec.DecodeError:
+            raise UpstreamBadResponse(f"answer is not a valid {kind.__name__}", status=status) from None
+    _raise_for_unavailable(response)
+    if 400 <= status < 500:
+        raise _rejection(response)
+    raise UpstreamBadResponse(f"unexpected status {status}", status=status)
+
+
+def _rejection(response: httpx.Response) -> UpstreamRejected | UpstreamBadResponse:
+    try:
+        body = _error_decoder.decode(response.content)
+    except msgspec.DecodeError:
+        return UpstreamBadResponse("error answer is not JSON", status=response.status_code)
+    code = body.error_code or body.error
+    if not code:
+        return UpstreamBadResponse("error answer carries no error code", status=response.status_code)
+    data = None
+    if bytes(body.data) != b"null":
+        try:
+            data = _error_data_decoder.decode(body.data)
+        except msgspec.DecodeError:
+            data = None  # an odd `data` must not hide the code itself
+    return UpstreamRejected(response.status_code, code, data)
