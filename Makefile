@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test emulator clean
+.PHONY: setup run test emulator openapi clean
 
 setup: $(VENV)/.synced
 
@@ -29,3 +29,7 @@ test: setup
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache
+
+# Regenerate the committed OpenAPI document after changing the API (a test fails while it drifts).
+openapi: setup
+	$(VENV)/bin/python -m service.openapi > openapi/openapi.json

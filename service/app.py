@@ -2,25 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
+from litestar.config.cors import CORSConfig
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.response import Response
 
+from service.api import OnboardingController
+from service.auth import Authenticator
+from service.middleware import RequestIdMiddleware
+from service.onboarding.flow import Onboarding
+from service.openapi import finalize as finalize_openapi
+from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
+from service.store import RedisLike, StateStore, connect
 from service.yativo import YativoClient
 
+MAX_BODY_BYTES = 16 * 1024
+API_VERSION = "1.0.0"
 
-@get("/livez", operation_id="livez", include_in_schema=False, sync_to_thread=False)
+
+@get("/livez", operation_id="livez", tags=["operations"], summary="Alive (checks no dependency)", sync_to_thread=False)
 def livez() -> dict[str, str]:
     """Alive: checks no dependency, so a slow Redis or upstream never restarts healthy pods."""
     return {"status": "ok"}
 
 
-def create_app(settings: Settings, *, upstream_transport: httpx.AsyncBaseTransport | None = None) -> Litestar:
+@get("/readyz", operation_id="readyz", tags=["operations"], summary="Ready to serve; dependency health in the body")
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+    state = request.app.state
+    redis_ok = await _redis_ok(state.redis)
+    body = {
+        "status": "ready" if state.ready else "not_ready",
+        "redis": "ok" if redis_ok else "unavailable",
+        "upstream": "ok",
+    }
+    # Degraded dependencies still serve what they can: only starting or stopping takes a pod out.
+    return Response(body, status_code=200 if state.ready else HTTP_503_SERVICE_UNAVAILABLE)
+
+
+async def _redis_ok(redis: RedisLike) -> bool:
+    try:
+        async with asyncio.timeout(0.25):
+            return bool(await redis.ping())  # type: ignore[attr-defined]
+    except Exception:  # readiness reports any failure as "unavailable", never raises
+        return False
+
+
+def create_app(
+    settings: Settings,
+    *,
+    upstream_transport: httpx.AsyncBaseTransport | None = None,
+    redis: RedisLike | None = None,
+    clock: Any = time.time,
+) -> Litestar:
     @asynccontextmanager
-    async def upstream(app: Litestar) -> AsyncIterator[None]:
+    async def resources(app: Litestar) -> AsyncIterator[None]:
         client = YativoClient(
             settings.yativo_base_url,
             settings.yativo_api_key,
@@ -28,10 +75,47 @@ def create_app(settings: Settings, *, upstream_transport: httpx.AsyncBaseTranspo
             timeout_seconds=settings.yativo_timeout_seconds,
             transport=upstream_transport,
         )
+        store_redis = redis if redis is not None else connect(settings.redis_url, cluster=settings.redis_cluster)
         app.state.yativo = client
+        app.state.redis = store_redis
+        app.state.auth = Authenticator(settings)
+        app.state.onboarding = Onboarding(client, StateStore(store_redis), clock=clock)
+        app.state.ready = True
         try:
             yield
         finally:
+            app.state.ready = False
             await client.aclose()
+            if redis is None:
+                await store_redis.aclose()  # type: ignore[attr-defined]
 
-    return Litestar(route_handlers=[livez], lifespan=[upstream])
+    openapi = OpenAPIConfig(
+        title="Card onboarding API",
+        version=API_VERSION,
+        description="Issue a Visa virtual card: every answer carries one `nextAction` telling the frontend what to do next.",
+        path="/schema",
+        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        components=Components(
+            security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+        ),
+        use_handler_docstrings=False,
+    )
+    prometheus = PrometheusConfig(app_name="card_onboarding", prefix="card_onboarding", group_path=True, exclude=["/metrics"])
+    cors = (
+        CORSConfig(allow_origins=list(settings.cors_allow_origins), allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
+        if settings.cors_allow_origins
+        else None
+    )
+    app = Litestar(
+        route_handlers=[OnboardingController, livez, readyz, PrometheusController],
+        lifespan=[resources],
+        middleware=[RequestIdMiddleware, prometheus.middleware],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=openapi,
+        cors_config=cors,
+        logging_config=None,
+        debug=False,
+    )
+    finalize_openapi(app.openapi_schema)
+    return app

@@ -1,4 +1,4 @@
-"""`python -m service dev`: the emulator and the service together in one process, for local use."""
+"""`python -m service dev`: the service, the emulator and Redis (or an in-process store) in one command."""
 
 from __future__ import annotations
 
@@ -7,12 +7,26 @@ import os
 import sys
 
 import uvicorn
+from redis import Redis
+from redis.exceptions import RedisError
 
 from service.app import create_app
+from service.auth import issue_dev_token
 from service.emulator import EmulatorConfig, create_emulator_app
-from service.settings import load_settings
+from service.logs import configure_logging
+from service.settings import DEFAULT_REDIS_URL, load_settings
 
+# Development only: the service refuses nothing about it, so never set it outside a laptop.
 DEV_JWT_SECRET = "dev-only-secret-never-use-in-production-000"
+DEV_SUB = "dev-user"
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5) as client:
+            return bool(client.ping())
+    except (RedisError, OSError, ValueError):
+        return False
 
 
 def run_dev(*, host: str, port: int, emulator_port: int) -> int:
@@ -20,14 +34,45 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
     env.setdefault("YATIVO_BASE_URL", f"http://{host}:{emulator_port}/api/v1")
     env.setdefault("YATIVO_API_KEY", "yativo_dev_key")
     env.setdefault("YATIVO_API_SECRET", "dev-secret")
-    env.setdefault("AUTH_JWT_SECRET", DEV_JWT_SECRET)
+    if not env.get("AUTH_JWKS_URL"):
+        env.setdefault("AUTH_JWT_SECRET", DEV_JWT_SECRET)
+    env.setdefault("LOG_FORMAT", "console")
+    redis_url = env.get("REDIS_URL", DEFAULT_REDIS_URL)
+    if not redis_url.startswith("memory://") and not _reachable(redis_url):
+        print(f"warning: Redis at {redis_url} is not reachable; using an in-process store (memory://): one process only, forgotten on exit", file=sys.stderr)
+        redis_url = "memory://"
+    env["REDIS_URL"] = redis_url
     settings = load_settings(env)
+    configure_logging(settings)
+
+    base = f"http://{host}:{port}"
+    token = issue_dev_token(settings.auth_jwt_secret, DEV_SUB) if settings.auth_jwt_secret else "(AUTH_JWKS_URL is set: bring your own)"
+    print(
+        "\n".join(
+            [
+                "Card onboarding BFF - local stack",
+                f"  service:   {base}/v1/card-onboarding   (API docs: {base}/schema/swagger, OpenAPI: {base}/schema/openapi.json)",
+                f"  emulator:  http://{host}:{emulator_port}   (codes it sent: http://{host}:{emulator_port}/_emulator/outbox)",
+                f"  redis:     {redis_url}",
+                f"  token:     {token}",
+                f"             (sub {DEV_SUB!r}, valid 24 h)",
+                "Try:",
+                f"  curl -s -H 'Authorization: Bearer {token}' {base}/v1/card-onboarding",
+                "",
+            ]
+        ),
+        flush=True,
+    )
     servers = [
-        uvicorn.Server(uvicorn.Config(create_emulator_app(EmulatorConfig()), host=host, port=emulator_port, log_level="warning", access_log=False)),
-        uvicorn.Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False)),
+        uvicorn.Server(
+            uvicorn.Config(
+                create_emulator_app(EmulatorConfig()), host=host, port=emulator_port, log_level="warning", access_log=False, log_config=None
+            )
+        ),
+        uvicorn.Server(
+            uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False, log_config=None)
+        ),
     ]
-    print(f"emulator: http://{host}:{emulator_port}  (outbox: http://{host}:{emulator_port}/_emulator/outbox)", file=sys.stderr)
-    print(f"service:  http://{host}:{port}", file=sys.stderr)
 
     async def both() -> None:
         await asyncio.gather(*(server.serve() for server in servers))

@@ -5,16 +5,19 @@ from __future__ import annotations
 import uvicorn
 
 from service.app import create_app
+from service.logs import configure_logging
 from service.settings import Settings
 
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
+    configure_logging(settings)
     app = create_app(settings)
     uvicorn.run(
         app,
         host=host,
         port=port,
-        log_level=settings.log_level,
+        log_level="warning",
+        log_config=None,
         access_log=False,
         proxy_headers=False,
         server_header=False,

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -94,3 +95,111 @@ async def remote_control(emulator_server: str) -> AsyncIterator[httpx.AsyncClien
     async with httpx.AsyncClient(base_url=emulator_server) as http:
         (await http.post("/_emulator/reset")).raise_for_status()
         yield http
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throwaway redis-server on a free port, or REDIS_URL if set (it must be disposable: tests flush it)."""
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_listening(port, process)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def redis_admin(redis_url: str) -> Iterator[Any]:
+    """A synchronous client for the test's own use (never the app's), on an empty database."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+class FakeClock:
+    def __init__(self, start: float | None = None) -> None:
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+JWT_SECRET = "test-secret-for-hs256-tokens-000000000"
+
+
+class Harness:
+    """The real app wired to the in-process emulator and a real Redis, plus what tests need to drive it."""
+
+    def __init__(self, client: Any, control: httpx.AsyncClient, clock: FakeClock, redis: Any) -> None:
+        self.client = client
+        self.control = control
+        self.clock = clock
+        self.redis = redis
+
+    def auth(self, sub: str = "user-ada") -> dict[str, str]:
+        from service.auth import issue_dev_token
+
+        return {"Authorization": f"Bearer {issue_dev_token(JWT_SECRET, sub)}"}
+
+    async def get(self, sub: str = "user-ada", **kw: Any) -> Any:
+        return await self.client.get("/v1/card-onboarding", headers={**self.auth(sub), **kw.pop("headers", {})}, **kw)
+
+    async def post(self, path: str, body: Any = None, sub: str = "user-ada", **kw: Any) -> Any:
+        url = "/v1/card-onboarding" + path
+        return await self.client.post(url, json=body, headers={**self.auth(sub), **kw.pop("headers", {})}, **kw)
+
+    async def last_code(self, to: str, kind: str) -> str:
+        messages = (await self.control.get("/_emulator/outbox", params={"to": to})).json()["messages"]
+        codes = [m["code"] for m in messages if m["kind"] == kind]
+        assert codes, f"no {kind} sent to {to}"
+        return str(codes[-1])
+
+    async def outbox(self) -> list[dict[str, Any]]:
+        return (await self.control.get("/_emulator/outbox")).json()["messages"]  # type: ignore[no-any-return]
+
+    async def calls(self) -> list[dict[str, Any]]:
+        return (await self.control.get("/_emulator/calls")).json()["calls"]  # type: ignore[no-any-return]
+
+    async def customers(self) -> list[dict[str, Any]]:
+        return (await self.control.get("/_emulator/customers")).json()["customers"]  # type: ignore[no-any-return]
+
+    async def set_kyc(self, email: str, status: str) -> None:
+        (await self.control.post(f"/_emulator/customers/{email}/kyc", json={"status": status})).raise_for_status()
+
+
+@pytest.fixture
+async def bff(emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any) -> AsyncIterator[Harness]:
+    from litestar.testing import AsyncTestClient
+
+    from service.app import create_app
+    from service.settings import load_settings
+
+    settings = load_settings(
+        {
+            "AUTH_JWT_SECRET": JWT_SECRET,
+            "YATIVO_BASE_URL": "http://emulator/api/v1",
+            "YATIVO_API_KEY": "yativo_test",
+            "YATIVO_API_SECRET": "s3cret",
+            "REDIS_URL": redis_url,
+        }
+    )
+    clock = FakeClock()
+    app = create_app(settings, upstream_transport=httpx.ASGITransport(app=emulator_app), clock=clock)
+    async with AsyncTestClient(app=app) as client:
+        yield Harness(client, control, clock, redis_admin)

@@ -31,7 +31,8 @@ from service.emulator.config import EmulatorConfig
 #   then on. Repeating onboard while otp_requested sends a new code only when the current one is expired
 #   or dead (the assumption the service is built on); otherwise nothing is sent.
 # - Source-of-funds answers must answer every offered question exactly once with one of its options,
-#   else 400 INVALID_SOURCE_OF_FUNDS_ANSWERS.
+#   else 400 INVALID_SOURCE_OF_FUNDS_ANSWERS. Reading the questions again once answered says
+#   status "completed" instead of "questions_retrieved".
 # - A phone number that is not E.164 answers 400 INVALID_PHONE_NUMBER; a wrong SMS code 400
 #   INVALID_VERIFICATION_CODE; an SMS code older than otp_ttl_seconds 400 VERIFICATION_CODE_EXPIRED.
 #   Requesting again sends a new code and replaces the old one. No attempt limit on SMS codes.
@@ -425,7 +426,9 @@ class Emulator:
             raise _out_of_order(customer, "Source of funds is available after KYC approval")
         return {
             "yativo_card_id": customer.yativo_card_id,
-            "status": "questions_retrieved",
+            # Once answered the questionnaire reads "completed" (the emulator's choice; the docs show only the
+            # first read), which is how a client that lost its own records can tell.
+            "status": "completed" if customer.sof_submitted_at is not None else "questions_retrieved",
             "questions": [dict(question, options=list(question["options"])) for question in SOURCE_OF_FUNDS_QUESTIONS],
             "next_step": "Submit answers using POST /source-of-funds",
         }

@@ -1,0 +1,154 @@
+"""The frontend API: one small handler per onboarding step, each answering an OnboardingState."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
+from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
+
+from service.auth import Authenticator, User
+from service.onboarding.actions import START, FieldError, FixInput, OnboardingState
+from service.onboarding.flow import Onboarding, OnboardingError
+from service.onboarding.inputs import (
+    CodeRequest,
+    PhoneRequest,
+    SourceOfFundsRequest,
+    StartRequest,
+    normalize_email,
+)
+from service.problems import PROBLEM_JSON, Problem
+
+
+async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: runs before the body is read, so a bad token never costs a decode or an upstream call."""
+    auth: Authenticator = connection.app.state.auth
+    connection.scope["user"] = await auth.authenticate(connection.headers.get("authorization"))
+
+
+def _user(request: Request[Any, Any, Any]) -> User:
+    return request.scope["user"]  # type: ignore[return-value]
+
+
+def _onboarding(request: Request[Any, Any, Any]) -> Onboarding:
+    return request.app.state.onboarding  # type: ignore[no-any-return]
+
+
+def _problems(*statuses: int) -> dict[int, ResponseSpec]:
+    common = (401, 422, 429, 502, 503, 504)
+    return {
+        status: ResponseSpec(
+            data_container=Problem, media_type=PROBLEM_JSON, description=_DESCRIPTIONS[status], generate_examples=False
+        )
+        for status in sorted(set(common + statuses))
+    }
+
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid token (`unauthenticated`, nextAction `sign_in`).",
+    404: "No such resource.",
+    409: "The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`).",
+    413: "The request body is over 16 KiB (`payload_too_large`).",
+    422: "The request is not valid (`validation_failed`, `email_invalid`, `otp_format_invalid`, `otp_invalid`, `otp_expired`).",
+    429: "Too many requests or wrong codes (`rate_limited`, `otp_attempts_exceeded`); see Retry-After.",
+    502: "The card provider answered unexpectedly (`upstream_bad_response`).",
+    503: "The card provider or sign-in is unavailable (`upstream_unavailable`); see Retry-After.",
+    504: "The card provider did not answer in time (`upstream_timeout`); see Retry-After.",
+}
+WITH_BODY = (409, 413)
+
+
+class OnboardingController(Controller):
+    path = "/v1/card-onboarding"
+    tags = ["card-onboarding"]
+    guards = [require_user]
+    security = [{"BearerToken": []}]
+    dependencies = {
+        "user": Provide(_user, sync_to_thread=False),
+        "onboarding": Provide(_onboarding, sync_to_thread=False),
+    }
+
+    @get("/", operation_id="getCardOnboarding", summary="The caller's current state", responses=_problems())
+    async def current(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.current(user)
+
+    @post(
+        "/",
+        operation_id="startCardOnboarding",
+        summary="Start, or resume if already started; safe to repeat",
+        status_code=200,
+        responses=_problems(*WITH_BODY),
+    )
+    async def start(self, data: JSONBody[StartRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        email = normalize_email(data.email)
+        if email is None:
+            raise OnboardingError(
+                "email_invalid",
+                FixInput(endpoint=START, errors=[FieldError("email", "This is not a valid email address.")]),
+            )
+        return await onboarding.start(user, email)
+
+    @post(
+        "/email-verification",
+        operation_id="verifyEmailCode",
+        summary="Verify the emailed code",
+        status_code=200,
+        responses=_problems(*WITH_BODY),
+    )
+    async def verify_email(self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.verify_email(user, data.code)
+
+    @post(
+        "/kyc-session",
+        operation_id="createKycSession",
+        summary="A fresh identity-verification link",
+        status_code=200,
+        responses=_problems(409),
+    )
+    async def kyc_session(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.kyc_session(user)
+
+    @post(
+        "/source-of-funds",
+        operation_id="submitSourceOfFunds",
+        summary="Answer the source-of-funds questions",
+        status_code=200,
+        responses=_problems(*WITH_BODY),
+    )
+    async def source_of_funds(self, data: JSONBody[SourceOfFundsRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.submit_source_of_funds(user, [(a.question, a.answer) for a in data.answers])
+
+    @post(
+        "/phone",
+        operation_id="requestPhoneCode",
+        summary="Send an SMS code to this phone number",
+        status_code=200,
+        responses=_problems(*WITH_BODY),
+    )
+    async def phone(self, data: JSONBody[PhoneRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.request_phone_code(user, data.phone_number)
+
+    @post(
+        "/phone-verification",
+        operation_id="verifyPhoneCode",
+        summary="Verify the SMS code",
+        status_code=200,
+        responses=_problems(*WITH_BODY),
+    )
+    async def verify_phone(self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.verify_phone_code(user, data.code)
+
+    @post(
+        "/card",
+        operation_id="createCard",
+        summary="Issue the virtual card (double submits give one card)",
+        status_code=200,
+        responses=_problems(409),
+    )
+    async def card(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+        return await onboarding.create_card(user)
+

@@ -1,0 +1,164 @@
+"""Who is calling: verifies the company's JWT (HS256 secret or a JWKS) and derives every id from its `sub`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Any
+
+import anyio.to_thread
+import jwt
+import msgspec
+import structlog
+
+from service.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+# Pinned by configuration, never taken from the token (RFC 8725 §3.1).
+JWKS_ALGORITHMS = ("RS256", "ES256")
+HS_ALGORITHMS = ("HS256",)
+MAX_TOKEN_BYTES = 8192
+LEEWAY_SECONDS = 30
+JWKS_TTL_SECONDS = 300.0
+# However many unknown `kid`s arrive, the identity provider is asked at most this often.
+JWKS_MIN_REFETCH_SECONDS = 30.0
+# While no keys were ever fetched every request fails, so the identity provider is asked again sooner.
+JWKS_RETRY_WITHOUT_KEYS_SECONDS = 1.0
+# One overall deadline per fetch: urllib's timeout is per socket operation, so a dripping server never trips it.
+JWKS_FETCH_TIMEOUT_SECONDS = 3.0
+
+
+class Unauthenticated(Exception):
+    """No token, or one that does not verify: the user must sign in (again)."""
+
+
+class AuthUnavailable(Exception):
+    """Tokens cannot be checked right now (no signing keys could ever be fetched): not the user's fault."""
+
+
+class User(msgspec.Struct, frozen=True):
+    sub: str
+
+    @property
+    def uid(self) -> str:
+        """Key for our own storage; the raw `sub` never leaves the process."""
+        return hashlib.sha256(b"card-onboarding/user\x00" + self.sub.encode()).hexdigest()[:32]
+
+    @property
+    def external_customer_id(self) -> str:
+        """Our reference at the upstream: stable for a `sub`, and the only key used to find its customer."""
+        return "usr_" + hashlib.sha256(b"card-onboarding/external\x00" + self.sub.encode()).hexdigest()[:32]
+
+
+class JwksKeys:
+    """JWKS cache: TTL, single-flight refetch, bounded refetch for unknown kids, stale keys kept on error."""
+
+    def __init__(self, url: str, *, clock: Any = time.monotonic, timeout: float = JWKS_FETCH_TIMEOUT_SECONDS) -> None:
+        # PyJWKClient only fetches (its own cache refetches on every unknown kid, which we must bound).
+        self._fetcher = jwt.PyJWKClient(url, cache_jwk_set=False, cache_keys=False, timeout=timeout)
+        self._timeout = timeout
+        self._clock = clock
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str | None) -> jwt.PyJWK:
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at > JWKS_TTL_SECONDS or kid not in self._keys:
+            await self._refresh()
+        if not self._keys:
+            raise AuthUnavailable("no signing keys")
+        if kid is None and len(self._keys) == 1:
+            return next(iter(self._keys.values()))
+        found = self._keys.get(kid or "")
+        if found is None:
+            raise Unauthenticated("unknown key id")
+        return found
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            if self._attempted_at is not None and now - self._attempted_at < JWKS_MIN_REFETCH_SECONDS:
+                if self._keys or now - self._attempted_at < JWKS_RETRY_WITHOUT_KEYS_SECONDS:
+                    return
+            self._attempted_at = now
+            try:
+                async with asyncio.timeout(self._timeout):  # TimeoutError is an OSError
+                    data = await anyio.to_thread.run_sync(self._fetcher.fetch_data, abandon_on_cancel=True)
+                keys = {
+                    k.key_id or "": k
+                    for k in jwt.PyJWKSet.from_dict(data).keys
+                    if k.algorithm_name in JWKS_ALGORITHMS or k.algorithm_name is None
+                }
+            except (jwt.PyJWKClientError, jwt.PyJWKSetError, OSError, ValueError) as exc:
+                # Stale-if-error: keep serving with the keys we have.
+                log.warning("jwks_fetch_failed", error=type(exc).__name__, have_keys=bool(self._keys))
+                return
+            finally:
+                # Measured from the end, so callers queued behind a slow fetch do not each fetch again.
+                self._attempted_at = self._clock()
+            self._keys = keys
+            self._fetched_at = now
+
+
+class Authenticator:
+    def __init__(self, settings: Settings) -> None:
+        self._issuer = settings.auth_issuer or None
+        self._audience = settings.auth_audience or None
+        self._secret = settings.auth_jwt_secret or None
+        self._jwks = JwksKeys(settings.auth_jwks_url) if settings.auth_jwks_url else None
+        self._options = {"require": ["exp", "sub"], "verify_aud": self._audience is not None}
+        if self._issuer:
+            self._options["require"].append("iss")
+
+    async def authenticate(self, authorization: str | None) -> User:
+        token = _bearer(authorization)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("malformed token") from None
+        alg = header.get("alg")
+        if self._jwks is not None and alg in JWKS_ALGORITHMS:
+            key: Any = await self._jwks.key(header.get("kid"))
+            algorithms = [alg]
+        elif self._secret is not None and alg in HS_ALGORITHMS:
+            key, algorithms = self._secret, list(HS_ALGORITHMS)
+        else:
+            raise Unauthenticated("algorithm not allowed")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=algorithms,
+                options=self._options,
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=LEEWAY_SECONDS,
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(type(exc).__name__) from None
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub or len(sub) > 255:
+            raise Unauthenticated("bad subject")
+        return User(sub)
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("no token")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated("not a bearer token")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise Unauthenticated("token too large")
+    return token
+
+
+def issue_dev_token(secret: str, sub: str, *, ttl_seconds: int = 24 * 3600) -> str:
+    """A token for local development and tests (HS256, the same checks as production tokens)."""
+    now = int(time.time())
+    return jwt.encode({"sub": sub, "iat": now, "exp": now + ttl_seconds}, secret, algorithm="HS256")

@@ -1,0 +1,1 @@
+"""Onboarding domain: what the service knows about a user, and what the frontend should do next."""

@@ -1,0 +1,32 @@
+"""What the service knows about one user's onboarding: the upstream's last word plus our own progress notes."""
+
+from __future__ import annotations
+
+import msgspec
+
+from service.onboarding.actions import CardView, Question
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Stored per user in Redis (see service.store); times are Unix seconds.
+
+    `card_id` is the upstream `yativo_card_id`. Source of funds and phone progress are ours alone:
+    the upstream has no flow_status for them, so after a flush they are re-learnt by asking again.
+    """
+
+    card_id: str | None = None
+    flow_status: str | None = None
+    next_step: str | None = None
+    email_masked: str | None = None
+    otp_expires_at: float | None = None
+    kyc_status: str | None = None
+    kyc_url: str | None = None
+    kyc_url_expires_at: float | None = None
+    kyc_checked_at: float | None = None
+    questions: tuple[Question, ...] | None = None
+    sof_done: bool = False
+    phone_masked: str | None = None
+    phone_verified: bool = False
+    safe_deployed: bool | None = None
+    account_checked_at: float | None = None
+    card: CardView | None = None

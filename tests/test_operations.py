@@ -1,0 +1,110 @@
+"""Operations surface: probes, metrics, request ids, and the committed OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from openapi_spec_validator import validate
+
+from tests.conftest import ROOT, Harness
+from tests.journey import EMAIL
+
+COMMITTED = ROOT / "openapi" / "openapi.json"
+
+
+async def test_livez_checks_nothing_and_needs_no_token(bff: Harness) -> None:
+    response = await bff.client.get("/livez")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_readyz_reports_redis_and_upstream(bff: Harness) -> None:
+    response = await bff.client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "redis": "ok", "upstream": "ok"}
+
+
+async def test_metrics_are_prometheus_text(bff: Harness) -> None:
+    await bff.get()
+    response = await bff.client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "card_onboarding_requests_total" in response.text
+
+
+async def test_a_request_id_is_taken_echoed_and_sent_upstream(bff: Harness) -> None:
+    response = await bff.post("", {"email": EMAIL}, headers={"X-Request-ID": "req-abc.123"})
+    assert response.headers["x-request-id"] == "req-abc.123"
+    upstream = [c for c in await bff.calls() if c["path"].endswith("/onboard")]
+    assert upstream[-1]["requestId"] == "req-abc.123"
+
+
+async def test_a_missing_or_unsafe_request_id_is_replaced_by_a_fresh_one(bff: Harness) -> None:
+    plain = await bff.get()
+    odd = await bff.get(headers={"X-Request-ID": "bad id\r\nInjected: yes"})
+    for response in (plain, odd):
+        generated = response.headers["x-request-id"]
+        assert len(generated) == 32 and all(c in "0123456789abcdef" for c in generated)
+    assert plain.headers["x-request-id"] != odd.headers["x-request-id"]
+
+
+async def test_a_problem_carries_the_request_id(bff: Harness) -> None:
+    response = await bff.client.get("/v1/card-onboarding", headers={"X-Request-ID": "trace-me"})
+    assert response.status_code == 401
+    assert response.json()["requestId"] == "trace-me"
+
+
+async def test_an_unknown_route_is_a_problem_not_a_bare_error(bff: Harness) -> None:
+    response = await bff.client.get("/v1/card-onboarding/nope", headers=bff.auth())
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "not_found"
+
+
+async def test_the_served_openapi_document_is_the_committed_one(bff: Harness) -> None:
+    response = await bff.client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    served = response.json()
+    committed = json.loads(COMMITTED.read_text())
+    assert served == committed, "openapi/openapi.json drifted from the app: run `make openapi`"
+
+
+def test_the_committed_openapi_document_is_what_the_export_prints() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "service.openapi"], cwd=ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    assert printed == COMMITTED.read_text(), "openapi/openapi.json drifted from the app: run `make openapi`"
+
+
+def test_the_openapi_document_is_valid_and_precise() -> None:
+    doc = json.loads(COMMITTED.read_text())
+    validate(doc)
+    schemas = doc["components"]["schemas"]
+    operations = [op for item in doc["paths"].values() for op in item.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids)) and all(ids)
+    union = schemas["OnboardingState"]["properties"]["nextAction"]
+    assert union["discriminator"]["propertyName"] == "type"
+    assert len(union["oneOf"]) == len(union["discriminator"]["mapping"]) == 15
+    assert schemas["Problem"]["properties"]["nextAction"]["discriminator"]["propertyName"] == "type"
+    for name in union["discriminator"]["mapping"].values():
+        variant = schemas[Path(name).name]
+        assert "type" in variant["required"] and variant["properties"]["type"]["const"]
+        assert set(variant["required"]) == set(variant["properties"]), f"{variant['title']} has optional fields"
+    assert schemas["CodeRequest"]["properties"]["code"]["pattern"] == "^[0-9]{6}$"
+    assert schemas["PhoneRequest"]["properties"]["phoneNumber"]["pattern"] == r"^\+[1-9][0-9]{6,14}$"
+    assert schemas["StartRequest"]["properties"]["email"]["maxLength"] == 254
+    assert schemas["StartRequest"]["additionalProperties"] is False
+    card = schemas["OnboardingState"]["properties"]["card"]
+    assert {"type": "null"} in card["oneOf"]
+    onboarding = [op for path, item in doc["paths"].items() if path.startswith("/v1/") for op in item.values()]
+    for op in onboarding:
+        assert {"401", "422", "503"} <= set(op["responses"]), op["operationId"]
+        assert "400" not in op["responses"]
+        assert op["security"] == [{"BearerToken": []}]
+        for status, answer in op["responses"].items():
+            if status != "200":
+                assert list(answer["content"]) == ["application/problem+json"]
