@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test emulator openapi clean
+.PHONY: setup run test lint format emulator openapi clean
 
 setup: $(VENV)/.synced
 
@@ -24,8 +24,16 @@ run: setup
 emulator: setup
 	$(VENV)/bin/python -m service emulator --port 8090
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+
+format: setup
+	$(VENV)/bin/ruff format service tests
+	$(VENV)/bin/ruff check --fix service tests
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache

@@ -83,7 +83,9 @@ class OnboardingController(Controller):
         status_code=200,
         responses=_problems(*WITH_BODY),
     )
-    async def start(self, data: JSONBody[StartRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+    async def start(
+        self, data: JSONBody[StartRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> OnboardingState:
         email = normalize_email(data.email)
         if email is None:
             raise OnboardingError(
@@ -99,7 +101,9 @@ class OnboardingController(Controller):
         status_code=200,
         responses=_problems(*WITH_BODY),
     )
-    async def verify_email(self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+    async def verify_email(
+        self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> OnboardingState:
         return await onboarding.verify_email(user, data.code)
 
     @post(
@@ -109,7 +113,9 @@ class OnboardingController(Controller):
         status_code=200,
         responses=_problems(409),
     )
-    async def kyc_session(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+    async def kyc_session(
+        self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> OnboardingState:
         return await onboarding.kyc_session(user)
 
     @post(
@@ -119,7 +125,9 @@ class OnboardingController(Controller):
         status_code=200,
         responses=_problems(*WITH_BODY),
     )
-    async def source_of_funds(self, data: JSONBody[SourceOfFundsRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+    async def source_of_funds(
+        self, data: JSONBody[SourceOfFundsRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> OnboardingState:
         return await onboarding.submit_source_of_funds(user, [(a.question, a.answer) for a in data.answers])
 
     @post(
@@ -129,7 +137,9 @@ class OnboardingController(Controller):
         status_code=200,
         responses=_problems(*WITH_BODY),
     )
-    async def phone(self, data: JSONBody[PhoneRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+    async def phone(
+        self, data: JSONBody[PhoneRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> OnboardingState:
         return await onboarding.request_phone_code(user, data.phone_number)
 
     @post(
@@ -139,7 +149,9 @@ class OnboardingController(Controller):
         status_code=200,
         responses=_problems(*WITH_BODY),
     )
-    async def verify_phone(self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
+    async def verify_phone(
+        self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> OnboardingState:
         return await onboarding.verify_phone_code(user, data.code)
 
     @post(
@@ -151,4 +163,3 @@ class OnboardingController(Controller):
     )
     async def card(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
         return await onboarding.create_card(user)
-

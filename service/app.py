@@ -15,8 +15,8 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
-from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from litestar.response import Response
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api import OnboardingController
 from service.auth import Authenticator
@@ -100,9 +100,17 @@ def create_app(
         ),
         use_handler_docstrings=False,
     )
-    prometheus = PrometheusConfig(app_name="card_onboarding", prefix="card_onboarding", group_path=True, exclude=["/metrics"])
+    prometheus = PrometheusConfig(
+        app_name="card_onboarding", prefix="card_onboarding", group_path=True, exclude=["/metrics"]
+    )
     cors = (
-        CORSConfig(allow_origins=list(settings.cors_allow_origins), allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
+        CORSConfig(
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+            max_age=600,
+        )
         if settings.cors_allow_origins
         else None
     )

@@ -81,9 +81,13 @@ class JwksKeys:
     async def _refresh(self) -> None:
         async with self._lock:
             now = self._clock()
-            if self._attempted_at is not None and now - self._attempted_at < JWKS_MIN_REFETCH_SECONDS:
-                if self._keys or now - self._attempted_at < JWKS_RETRY_WITHOUT_KEYS_SECONDS:
-                    return
+            since = None if self._attempted_at is None else now - self._attempted_at
+            if (
+                since is not None
+                and since < JWKS_MIN_REFETCH_SECONDS
+                and (self._keys or since < JWKS_RETRY_WITHOUT_KEYS_SECONDS)
+            ):
+                return
             self._attempted_at = now
             try:
                 async with asyncio.timeout(self._timeout):  # TimeoutError is an OSError

@@ -39,14 +39,21 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
     env.setdefault("LOG_FORMAT", "console")
     redis_url = env.get("REDIS_URL", DEFAULT_REDIS_URL)
     if not redis_url.startswith("memory://") and not _reachable(redis_url):
-        print(f"warning: Redis at {redis_url} is not reachable; using an in-process store (memory://): one process only, forgotten on exit", file=sys.stderr)
+        print(
+            f"warning: Redis at {redis_url} is not reachable; using an in-process store (memory://): one process only, forgotten on exit",
+            file=sys.stderr,
+        )
         redis_url = "memory://"
     env["REDIS_URL"] = redis_url
     settings = load_settings(env)
     configure_logging(settings)
 
     base = f"http://{host}:{port}"
-    token = issue_dev_token(settings.auth_jwt_secret, DEV_SUB) if settings.auth_jwt_secret else "(AUTH_JWKS_URL is set: bring your own)"
+    token = (
+        issue_dev_token(settings.auth_jwt_secret, DEV_SUB)
+        if settings.auth_jwt_secret
+        else "(AUTH_JWKS_URL is set: bring your own)"
+    )
     print(
         "\n".join(
             [
@@ -66,11 +73,18 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
     servers = [
         uvicorn.Server(
             uvicorn.Config(
-                create_emulator_app(EmulatorConfig()), host=host, port=emulator_port, log_level="warning", access_log=False, log_config=None
+                create_emulator_app(EmulatorConfig()),
+                host=host,
+                port=emulator_port,
+                log_level="warning",
+                access_log=False,
+                log_config=None,
             )
         ),
         uvicorn.Server(
-            uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False, log_config=None)
+            uvicorn.Config(
+                create_app(settings), host=host, port=port, log_level="warning", access_log=False, log_config=None
+            )
         ),
     ]
 

@@ -10,7 +10,13 @@ import structlog
 
 from service.settings import Settings
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
 
 
 def configure_logging(settings: Settings) -> None:
@@ -36,4 +42,6 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     # Libraries that log through the stdlib (the ASGI server, redis-py) go to stderr at warning and above.
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=max(level, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )

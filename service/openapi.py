@@ -46,9 +46,7 @@ def finalize(doc: OpenAPI) -> OpenAPI:
     return doc
 
 
-_CLOSED_REQUESTS = frozenset(
-    {"StartRequest", "CodeRequest", "SourceOfFundsRequest", "SofAnswerInput", "PhoneRequest"}
-)
+_CLOSED_REQUESTS = frozenset({"StartRequest", "CodeRequest", "SourceOfFundsRequest", "SofAnswerInput", "PhoneRequest"})
 _ANSWER_SCHEMAS = frozenset(
     {"OnboardingState", "Progress", "CardView", "Problem", "Endpoint", "Question", "FieldError"}
 )

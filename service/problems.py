@@ -91,7 +91,9 @@ def problem(
     status, default_title, retryable = CODES[code]
     out = dict(headers or {})
     if retryable:
-        out["Retry-After"] = str(max(1, math.ceil(retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS)))
+        out["Retry-After"] = str(
+            max(1, math.ceil(retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS))
+        )
     body = Problem(
         title=title or default_title,
         status=status,
@@ -139,7 +141,11 @@ def on_upstream(request: Request[Any, Any, Any], exc: Exception) -> Response[Pro
     if isinstance(exc, UpstreamRejected):
         # An upstream refusal this service has no meaning for: safe to show only "contact support".
         log.error("upstream_unexpected_rejection", upstream_status=exc.status, upstream_code=exc.code)
-        return problem("upstream_bad_response", ContactSupport(reason="unknown_state"), title="The card provider refused the request")
+        return problem(
+            "upstream_bad_response",
+            ContactSupport(reason="unknown_state"),
+            title="The card provider refused the request",
+        )
     assert isinstance(exc, UpstreamBadResponse)
     log.error("upstream_bad_response", reason=exc.reason, upstream_status=exc.status)
     return problem("upstream_bad_response", _retry(request, None))
@@ -147,11 +153,18 @@ def on_upstream(request: Request[Any, Any, Any], exc: Exception) -> Response[Pro
 
 def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     if isinstance(exc, RequestEntityTooLarge):
-        return problem("payload_too_large", FixInput(endpoint=_same_call(request), errors=[FieldError("body", "The request body is larger than 16 KiB.")]))
+        return problem(
+            "payload_too_large",
+            FixInput(
+                endpoint=_same_call(request), errors=[FieldError("body", "The request body is larger than 16 KiB.")]
+            ),
+        )
     if isinstance(exc, ValidationException):
         return on_validation(request, exc)
     if isinstance(exc, NotFoundException):
-        return problem("not_found", FixInput(endpoint=_same_call(request), errors=[FieldError("path", "No such resource.")]))
+        return problem(
+            "not_found", FixInput(endpoint=_same_call(request), errors=[FieldError("path", "No such resource.")])
+        )
     if isinstance(exc, MethodNotAllowedException):
         allow = (exc.headers or {}).get("Allow")
         return problem(
@@ -161,7 +174,10 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
         )
     if exc.status_code >= 500:
         return on_internal(request, exc)
-    return problem("validation_failed", FixInput(endpoint=_same_call(request), errors=[FieldError("request", "The request is not valid.")]))
+    return problem(
+        "validation_failed",
+        FixInput(endpoint=_same_call(request), errors=[FieldError("request", "The request is not valid.")]),
+    )
 
 
 def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:

@@ -110,7 +110,9 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
     for origin in origins:
         parts = urlsplit(origin)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-            raise ConfigError("CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com")
+            raise ConfigError(
+                "CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com"
+            )
     return Settings(
         yativo_base_url=base_url,
         yativo_api_key=env.get("YATIVO_API_KEY", ""),

@@ -15,7 +15,6 @@ import httpx
 import pytest
 
 from service.emulator import EmulatorConfig, create_emulator_app
-from service.yativo import YativoClient
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -179,12 +178,18 @@ class Harness:
     async def customers(self) -> list[dict[str, Any]]:
         return (await self.control.get("/_emulator/customers")).json()["customers"]  # type: ignore[no-any-return]
 
+    async def fault(self, spec: dict[str, Any]) -> None:
+        """Inject an emulator fault (see service/emulator/faults.py for the fields)."""
+        (await self.control.post("/_emulator/faults", json=spec)).raise_for_status()
+
     async def set_kyc(self, email: str, status: str) -> None:
         (await self.control.post(f"/_emulator/customers/{email}/kyc", json={"status": status})).raise_for_status()
 
 
 @pytest.fixture
-async def bff(emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any) -> AsyncIterator[Harness]:
+async def bff(
+    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
+) -> AsyncIterator[Harness]:
     from litestar.testing import AsyncTestClient
 
     from service.app import create_app

@@ -28,8 +28,8 @@ from service.auth import (
     JWKS_TTL_SECONDS,
     LEEWAY_SECONDS,
     MAX_TOKEN_BYTES,
-    AuthUnavailable,
     Authenticator,
+    AuthUnavailable,
     JwksKeys,
     Unauthenticated,
     User,
@@ -131,7 +131,7 @@ class JwksServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 with counting:
                     server.requests += 1
                 mode = server.mode
@@ -475,9 +475,7 @@ async def test_a_key_removed_from_the_jwks_is_refused_after_the_next_refetch(idp
     assert idp.requests == 2
 
 
-async def test_known_keys_keep_verifying_when_the_jwks_server_starts_answering_500(
-    idp: JwksServer, keys: Keys
-) -> None:
+async def test_known_keys_keep_verifying_when_the_jwks_server_starts_answering_500(idp: JwksServer, keys: Keys) -> None:
     clock = Clock()
     auth = authenticator(idp.url, clock)
     await auth.authenticate(bearer(rs256(keys)))
@@ -512,7 +510,15 @@ async def test_auth_is_unavailable_not_unauthenticated_when_no_keys_could_ever_b
 
 @pytest.mark.parametrize(
     "body",
-    [b"not json", b"[]", b"null", b'{"keys": []}', b'{"keys": "x"}', b'{"keys": [1, "a"]}', b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}'],
+    [
+        b"not json",
+        b"[]",
+        b"null",
+        b'{"keys": []}',
+        b'{"keys": "x"}',
+        b'{"keys": [1, "a"]}',
+        b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}',
+    ],
 )
 async def test_a_jwks_endpoint_answering_nonsense_makes_auth_unavailable_not_a_crash(
     idp: JwksServer, keys: Keys, body: bytes
@@ -602,7 +608,7 @@ def test_external_customer_id_is_stable_distinct_per_sub_prefixed_and_hides_the_
 
     assert ids == [User(sub).external_customer_id for sub in SUBS]
     assert len(set(ids)) == len(SUBS)
-    for sub, value in zip(SUBS, ids):
+    for sub, value in zip(SUBS, ids, strict=True):
         assert value.startswith("usr_")
         assert sub.strip() not in value
         assert len(value) == 4 + 32 and all(c in "0123456789abcdef" for c in value[4:])
@@ -616,7 +622,7 @@ def test_uid_is_stable_distinct_per_sub_hides_the_sub_and_differs_from_the_exter
 
     assert uids == [User(sub).uid for sub in SUBS]
     assert len(set(uids)) == len(SUBS)
-    for sub, uid in zip(SUBS, uids):
+    for sub, uid in zip(SUBS, uids, strict=True):
         assert sub.strip() not in uid
         assert uid not in User(sub).external_customer_id
     assert User("user-ada").uid == hashlib.sha256(b"card-onboarding/user\x00user-ada").hexdigest()[:32]

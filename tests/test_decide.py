@@ -83,7 +83,13 @@ EMAIL_CODE_SENT = customer(
     email_masked=EMAIL_MASKED,
     otp_expires_at=OTP_EXPIRES.timestamp(),
 )
-EMAIL_VERIFIED = customer(flow_status="otp_verified", next_step="kyc_link", email_masked=EMAIL_MASKED, kyc_url=KYC_URL, kyc_url_expires_at=KYC_URL_EXPIRES.timestamp())
+EMAIL_VERIFIED = customer(
+    flow_status="otp_verified",
+    next_step="kyc_link",
+    email_masked=EMAIL_MASKED,
+    kyc_url=KYC_URL,
+    kyc_url_expires_at=KYC_URL_EXPIRES.timestamp(),
+)
 
 
 def in_kyc(kyc_status: str | None, **fields: Any) -> Snapshot:
@@ -114,7 +120,9 @@ def after_kyc(**fields: Any) -> Snapshot:
 SOF_DONE = after_kyc(sof_done=True)
 PHONE_CODE_SENT = after_kyc(sof_done=True, phone_masked=PHONE_MASKED)
 PHONE_VERIFIED = after_kyc(sof_done=True, phone_masked=PHONE_MASKED, phone_verified=True, safe_deployed=True)
-CARD_ISSUED = after_kyc(sof_done=True, phone_masked=PHONE_MASKED, phone_verified=True, safe_deployed=True, flow_status="active", card=CARD)
+CARD_ISSUED = after_kyc(
+    sof_done=True, phone_masked=PHONE_MASKED, phone_verified=True, safe_deployed=True, flow_status="active", card=CARD
+)
 
 
 def row(sentence: str, snapshot: Snapshot, expected: NextAction, error_code: str | None = None, *marks: Any) -> Any:
@@ -131,35 +139,112 @@ UNKNOWN_STATE = ContactSupport(reason="unknown_state")
 
 ERROR_CODES = [
     # onboard (section 3): the email is refused for good
-    row("an invalid email asks for a different email because it is invalid", NO_CUSTOMER, UseDifferentEmail(reason="invalid"), "INVALID_EMAIL"),
-    row("the issuer's own email asks for a different email because it is the issuer's", NO_CUSTOMER, UseDifferentEmail(reason="issuer_email"), "ISSUER_EMAIL_NOT_ALLOWED"),
-    row("an email of the issuer's personal card asks for a different email because it is in use", NO_CUSTOMER, UseDifferentEmail(reason="in_use"), "EMAIL_ALREADY_IN_USE"),
-    row("an email burned by a reset asks for a different email because it is not reusable", NO_CUSTOMER, UseDifferentEmail(reason="not_reusable"), "EMAIL_ALREADY_REGISTERED"),
-    row("an email refusal wins over a started onboarding too", EMAIL_CODE_SENT, UseDifferentEmail(reason="in_use"), "EMAIL_ALREADY_IN_USE"),
+    row(
+        "an invalid email asks for a different email because it is invalid",
+        NO_CUSTOMER,
+        UseDifferentEmail(reason="invalid"),
+        "INVALID_EMAIL",
+    ),
+    row(
+        "the issuer's own email asks for a different email because it is the issuer's",
+        NO_CUSTOMER,
+        UseDifferentEmail(reason="issuer_email"),
+        "ISSUER_EMAIL_NOT_ALLOWED",
+    ),
+    row(
+        "an email of the issuer's personal card asks for a different email because it is in use",
+        NO_CUSTOMER,
+        UseDifferentEmail(reason="in_use"),
+        "EMAIL_ALREADY_IN_USE",
+    ),
+    row(
+        "an email burned by a reset asks for a different email because it is not reusable",
+        NO_CUSTOMER,
+        UseDifferentEmail(reason="not_reusable"),
+        "EMAIL_ALREADY_REGISTERED",
+    ),
+    row(
+        "an email refusal wins over a started onboarding too",
+        EMAIL_CODE_SENT,
+        UseDifferentEmail(reason="in_use"),
+        "EMAIL_ALREADY_IN_USE",
+    ),
     # verify-otp (section 4)
-    row("a wrong email code asks for the code again keeping the masked email and expiry", EMAIL_CODE_SENT, VERIFY_EMAIL_CODE, "OTP_VERIFICATION_FAILED"),
-    row("a wrong email code without a recorded expiry asks again with a null expiry", customer(flow_status="otp_requested", email_masked=EMAIL_MASKED), VerifyEmailCode(email_masked=EMAIL_MASKED, expires_at=None), "OTP_VERIFICATION_FAILED"),
-    row("an expired email code asks for the email again so starting again renews the code", EMAIL_CODE_SENT, ProvideEmail(), "OTP_EXPIRED"),
-    row("too many wrong email codes ask for the email again so starting again renews the code", EMAIL_CODE_SENT, ProvideEmail(), "OTP_ATTEMPTS_EXCEEDED"),
+    row(
+        "a wrong email code asks for the code again keeping the masked email and expiry",
+        EMAIL_CODE_SENT,
+        VERIFY_EMAIL_CODE,
+        "OTP_VERIFICATION_FAILED",
+    ),
+    row(
+        "a wrong email code without a recorded expiry asks again with a null expiry",
+        customer(flow_status="otp_requested", email_masked=EMAIL_MASKED),
+        VerifyEmailCode(email_masked=EMAIL_MASKED, expires_at=None),
+        "OTP_VERIFICATION_FAILED",
+    ),
+    row(
+        "an expired email code asks for the email again so starting again renews the code",
+        EMAIL_CODE_SENT,
+        ProvideEmail(),
+        "OTP_EXPIRED",
+    ),
+    row(
+        "too many wrong email codes ask for the email again so starting again renews the code",
+        EMAIL_CODE_SENT,
+        ProvideEmail(),
+        "OTP_ATTEMPTS_EXCEEDED",
+    ),
     # phone (section 8; codes chosen by the emulator)
-    row("a wrong sms code asks for the sms code again keeping the masked phone", PHONE_CODE_SENT, VerifyPhoneCode(phone_masked=PHONE_MASKED), "INVALID_VERIFICATION_CODE"),
-    row("an expired sms code asks for the phone number again", PHONE_CODE_SENT, ProvidePhone(), "VERIFICATION_CODE_EXPIRED"),
+    row(
+        "a wrong sms code asks for the sms code again keeping the masked phone",
+        PHONE_CODE_SENT,
+        VerifyPhoneCode(phone_masked=PHONE_MASKED),
+        "INVALID_VERIFICATION_CODE",
+    ),
+    row(
+        "an expired sms code asks for the phone number again",
+        PHONE_CODE_SENT,
+        ProvidePhone(),
+        "VERIFICATION_CODE_EXPIRED",
+    ),
     # card (section 9; codes chosen by the emulator)
     row("a wallet not yet deployed waits for the account", PHONE_VERIFIED, WaitForAccount(), "SAFE_NOT_DEPLOYED"),
-    row("the virtual card limit reached means the card exists so onboarding is done", PHONE_VERIFIED, Done(), "VIRTUAL_CARD_LIMIT_REACHED"),
+    row(
+        "the virtual card limit reached means the card exists so onboarding is done",
+        PHONE_VERIFIED,
+        Done(),
+        "VIRTUAL_CARD_LIMIT_REACHED",
+    ),
     # unknown yativo_card_id (emulator), out-of-order call (emulator)
     row("an unknown customer asks for the email to start again", EMAIL_VERIFIED, ProvideEmail(), "CUSTOMER_NOT_FOUND"),
     row("an out of order call is decided from the re-read state", EMAIL_VERIFIED, COMPLETE_KYC, "INVALID_FLOW_STATE"),
     row("an out of order call with no customer asks for the email", NO_CUSTOMER, ProvideEmail(), "INVALID_FLOW_STATE"),
     # anything else
-    row("an unknown error code sends the user to support with unknown_state", EMAIL_VERIFIED, UNKNOWN_STATE, "SOMETHING_NEW_UPSTREAM"),
-    row("an unknown error code with no customer sends the user to support with unknown_state", NO_CUSTOMER, UNKNOWN_STATE, "TOTALLY_UNEXPECTED"),
-    row("a lowercase spelling of a known code is unknown and sends the user to support", EMAIL_CODE_SENT, UNKNOWN_STATE, "otp_expired"),
+    row(
+        "an unknown error code sends the user to support with unknown_state",
+        EMAIL_VERIFIED,
+        UNKNOWN_STATE,
+        "SOMETHING_NEW_UPSTREAM",
+    ),
+    row(
+        "an unknown error code with no customer sends the user to support with unknown_state",
+        NO_CUSTOMER,
+        UNKNOWN_STATE,
+        "TOTALLY_UNEXPECTED",
+    ),
+    row(
+        "a lowercase spelling of a known code is unknown and sends the user to support",
+        EMAIL_CODE_SENT,
+        UNKNOWN_STATE,
+        "otp_expired",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("snapshot", "error_code", "expected"), ERROR_CODES)
-def test_an_upstream_error_code_becomes_its_documented_next_action(snapshot: Snapshot, error_code: str, expected: NextAction) -> None:
+def test_an_upstream_error_code_becomes_its_documented_next_action(
+    snapshot: Snapshot, error_code: str, expected: NextAction
+) -> None:
     assert decide(snapshot, error_code) == expected
 
 
@@ -242,7 +327,9 @@ RESUME = [
 
 
 @pytest.mark.parametrize(("snapshot", "error_code", "expected"), RESUME)
-def test_a_resume_answer_is_decided_from_the_state_not_as_an_error(snapshot: Snapshot, error_code: str, expected: NextAction) -> None:
+def test_a_resume_answer_is_decided_from_the_state_not_as_an_error(
+    snapshot: Snapshot, error_code: str, expected: NextAction
+) -> None:
     assert decide(snapshot, error_code) == expected
     assert decide(snapshot, error_code) == decide(snapshot)
     assert not isinstance(decide(snapshot, error_code), ContactSupport)
@@ -252,21 +339,65 @@ def test_a_resume_answer_is_decided_from_the_state_not_as_an_error(snapshot: Sna
 
 FLOW_STATUSES = [
     row("otp requested asks for the email code", EMAIL_CODE_SENT, VERIFY_EMAIL_CODE),
-    row("otp requested known only by next step verify otp asks for the email code", customer(next_step="verify_otp", email_masked=EMAIL_MASKED), VerifyEmailCode(email_masked=EMAIL_MASKED, expires_at=None)),
+    row(
+        "otp requested known only by next step verify otp asks for the email code",
+        customer(next_step="verify_otp", email_masked=EMAIL_MASKED),
+        VerifyEmailCode(email_masked=EMAIL_MASKED, expires_at=None),
+    ),
     row("otp verified asks to complete kyc with the fetched link", EMAIL_VERIFIED, COMPLETE_KYC),
-    row("otp verified whose link fetch failed asks to retry later", customer(flow_status="otp_verified", next_step="kyc_link"), RetryLater(retry_after_seconds=2)),
+    row(
+        "otp verified whose link fetch failed asks to retry later",
+        customer(flow_status="otp_verified", next_step="kyc_link"),
+        RetryLater(retry_after_seconds=2),
+    ),
     row("kyc initiated with kyc not started asks to complete kyc", in_kyc(None), COMPLETE_KYC),
-    row("kyc completed asks the source of funds questions", customer(flow_status="kyc_completed", questions=QUESTIONS), ANSWER_SOURCE_OF_FUNDS),
-    row("kyc completed whose questions fetch failed asks to retry later", customer(flow_status="kyc_completed"), RetryLater(retry_after_seconds=2)),
-    row("safe deploying before the source of funds asks the source of funds questions", customer(flow_status="safe_deploying", questions=QUESTIONS), ANSWER_SOURCE_OF_FUNDS),
-    row("safe deploying after the phone with the wallet not deployed waits for the account", customer(flow_status="safe_deploying", sof_done=True, phone_verified=True, safe_deployed=False), WaitForAccount()),
+    row(
+        "kyc completed asks the source of funds questions",
+        customer(flow_status="kyc_completed", questions=QUESTIONS),
+        ANSWER_SOURCE_OF_FUNDS,
+    ),
+    row(
+        "kyc completed whose questions fetch failed asks to retry later",
+        customer(flow_status="kyc_completed"),
+        RetryLater(retry_after_seconds=2),
+    ),
+    row(
+        "safe deploying before the source of funds asks the source of funds questions",
+        customer(flow_status="safe_deploying", questions=QUESTIONS),
+        ANSWER_SOURCE_OF_FUNDS,
+    ),
+    row(
+        "safe deploying after the phone with the wallet not deployed waits for the account",
+        customer(flow_status="safe_deploying", sof_done=True, phone_verified=True, safe_deployed=False),
+        WaitForAccount(),
+    ),
     row("card created is done", customer(flow_status="card_created"), Done()),
     row("active is done", customer(flow_status="active"), Done()),
-    row("safe deployed asks the source of funds questions", customer(flow_status="safe_deployed", questions=QUESTIONS), ANSWER_SOURCE_OF_FUNDS),
-    row("kyc approved asks the source of funds questions", customer(flow_status="kyc_approved", questions=QUESTIONS), ANSWER_SOURCE_OF_FUNDS),
-    row("an unknown flow status sends the user to support with unknown_state", customer(flow_status="frozen"), UNKNOWN_STATE),
-    row("an unknown flow status with a pending kyc sends the user to support", customer(flow_status="frozen", kyc_status="pending", kyc_url=KYC_URL), UNKNOWN_STATE),
-    row("a differently cased flow status is unknown and sends the user to support", customer(flow_status="KYC_COMPLETED", questions=QUESTIONS), UNKNOWN_STATE),
+    row(
+        "safe deployed asks the source of funds questions",
+        customer(flow_status="safe_deployed", questions=QUESTIONS),
+        ANSWER_SOURCE_OF_FUNDS,
+    ),
+    row(
+        "kyc approved asks the source of funds questions",
+        customer(flow_status="kyc_approved", questions=QUESTIONS),
+        ANSWER_SOURCE_OF_FUNDS,
+    ),
+    row(
+        "an unknown flow status sends the user to support with unknown_state",
+        customer(flow_status="frozen"),
+        UNKNOWN_STATE,
+    ),
+    row(
+        "an unknown flow status with a pending kyc sends the user to support",
+        customer(flow_status="frozen", kyc_status="pending", kyc_url=KYC_URL),
+        UNKNOWN_STATE,
+    ),
+    row(
+        "a differently cased flow status is unknown and sends the user to support",
+        customer(flow_status="KYC_COMPLETED", questions=QUESTIONS),
+        UNKNOWN_STATE,
+    ),
     row("an empty flow status sends the user to support", customer(flow_status=""), UNKNOWN_STATE),
     row("a customer with no flow status and no next step sends the user to support", customer(), UNKNOWN_STATE),
     row(
@@ -279,7 +410,9 @@ FLOW_STATUSES = [
 
 
 @pytest.mark.parametrize(("snapshot", "error_code", "expected"), FLOW_STATUSES)
-def test_a_flow_status_becomes_its_documented_next_action(snapshot: Snapshot, error_code: None, expected: NextAction) -> None:
+def test_a_flow_status_becomes_its_documented_next_action(
+    snapshot: Snapshot, error_code: None, expected: NextAction
+) -> None:
     assert decide(snapshot, error_code) == expected
 
 
@@ -292,24 +425,56 @@ def test_every_documented_flow_status_is_covered_by_the_table() -> None:
 
 KYC = [
     row("a pending kyc asks to complete kyc as a first submission", in_kyc("pending"), COMPLETE_KYC),
-    row("a pending kyc right after the email code asks to complete kyc", customer(flow_status="otp_verified", kyc_status="pending", kyc_url=KYC_URL), CompleteKyc(url=KYC_URL, expires_at=None, resubmission=False)),
-    row("a pending kyc whose link fetch failed asks to retry later", in_kyc("pending", kyc_url=None, kyc_url_expires_at=None), RetryLater(retry_after_seconds=2)),
-    row("a kyc in progress waits for kyc and polls", in_kyc("in_progress"), WaitForKyc(poll_after_seconds=POLL_AFTER_SECONDS)),
-    row("a kyc pending review asks to complete kyc as a resubmission", in_kyc("pending_review"), CompleteKyc(url=KYC_URL, expires_at=KYC_URL_EXPIRES, resubmission=True)),
+    row(
+        "a pending kyc right after the email code asks to complete kyc",
+        customer(flow_status="otp_verified", kyc_status="pending", kyc_url=KYC_URL),
+        CompleteKyc(url=KYC_URL, expires_at=None, resubmission=False),
+    ),
+    row(
+        "a pending kyc whose link fetch failed asks to retry later",
+        in_kyc("pending", kyc_url=None, kyc_url_expires_at=None),
+        RetryLater(retry_after_seconds=2),
+    ),
+    row(
+        "a kyc in progress waits for kyc and polls",
+        in_kyc("in_progress"),
+        WaitForKyc(poll_after_seconds=POLL_AFTER_SECONDS),
+    ),
+    row(
+        "a kyc pending review asks to complete kyc as a resubmission",
+        in_kyc("pending_review"),
+        CompleteKyc(url=KYC_URL, expires_at=KYC_URL_EXPIRES, resubmission=True),
+    ),
     row(
         "an approved kyc asks the source of funds even though the upstream says create virtual card",
         in_kyc("approved", next_step="create_virtual_card", questions=QUESTIONS),
         ANSWER_SOURCE_OF_FUNDS,
     ),
-    row("an approved kyc with a stale otp verified flow asks the source of funds", customer(flow_status="otp_verified", kyc_status="approved", questions=QUESTIONS), ANSWER_SOURCE_OF_FUNDS),
-    row("a rejected kyc sends the user to support because kyc was rejected", in_kyc("rejected"), ContactSupport(reason="kyc_rejected")),
-    row("an expired kyc sends the user to support because kyc expired", in_kyc("expired"), ContactSupport(reason="kyc_expired")),
-    row("an unknown kyc status sends the user to support with unknown_state", in_kyc(UNKNOWN_KYC_STATUS), UNKNOWN_STATE),
+    row(
+        "an approved kyc with a stale otp verified flow asks the source of funds",
+        customer(flow_status="otp_verified", kyc_status="approved", questions=QUESTIONS),
+        ANSWER_SOURCE_OF_FUNDS,
+    ),
+    row(
+        "a rejected kyc sends the user to support because kyc was rejected",
+        in_kyc("rejected"),
+        ContactSupport(reason="kyc_rejected"),
+    ),
+    row(
+        "an expired kyc sends the user to support because kyc expired",
+        in_kyc("expired"),
+        ContactSupport(reason="kyc_expired"),
+    ),
+    row(
+        "an unknown kyc status sends the user to support with unknown_state", in_kyc(UNKNOWN_KYC_STATUS), UNKNOWN_STATE
+    ),
 ]
 
 
 @pytest.mark.parametrize(("snapshot", "error_code", "expected"), KYC)
-def test_a_kyc_status_becomes_its_documented_next_action(snapshot: Snapshot, error_code: None, expected: NextAction) -> None:
+def test_a_kyc_status_becomes_its_documented_next_action(
+    snapshot: Snapshot, error_code: None, expected: NextAction
+) -> None:
     assert decide(snapshot, error_code) == expected
 
 
@@ -324,17 +489,31 @@ AFTER_KYC = [
     row("no customer yet asks for the email", NO_CUSTOMER, ProvideEmail()),
     row("questions offered after kyc approval asks those questions", after_kyc(), ANSWER_SOURCE_OF_FUNDS),
     row("source of funds answered asks for the phone", SOF_DONE, ProvidePhone()),
-    row("an sms code sent asks for the sms code with the masked phone", PHONE_CODE_SENT, VerifyPhoneCode(phone_masked=PHONE_MASKED)),
-    row("a phone verified with the wallet not deployed waits for the account", after_kyc(sof_done=True, phone_verified=True, safe_deployed=False), WaitForAccount(poll_after_seconds=POLL_AFTER_SECONDS)),
+    row(
+        "an sms code sent asks for the sms code with the masked phone",
+        PHONE_CODE_SENT,
+        VerifyPhoneCode(phone_masked=PHONE_MASKED),
+    ),
+    row(
+        "a phone verified with the wallet not deployed waits for the account",
+        after_kyc(sof_done=True, phone_verified=True, safe_deployed=False),
+        WaitForAccount(poll_after_seconds=POLL_AFTER_SECONDS),
+    ),
     row("a phone verified with the wallet deployed offers the card", PHONE_VERIFIED, CreateCard()),
-    row("a phone verified with the wallet state unknown offers the card", after_kyc(sof_done=True, phone_verified=True, safe_deployed=None), CreateCard()),
+    row(
+        "a phone verified with the wallet state unknown offers the card",
+        after_kyc(sof_done=True, phone_verified=True, safe_deployed=None),
+        CreateCard(),
+    ),
     row("a card recorded is done", CARD_ISSUED, Done()),
     row("a card recorded is done whatever the stale flow status says", after_kyc(card=CARD), Done()),
 ]
 
 
 @pytest.mark.parametrize(("snapshot", "error_code", "expected"), AFTER_KYC)
-def test_what_the_service_recorded_after_kyc_decides_the_next_action(snapshot: Snapshot, error_code: None, expected: NextAction) -> None:
+def test_what_the_service_recorded_after_kyc_decides_the_next_action(
+    snapshot: Snapshot, error_code: None, expected: NextAction
+) -> None:
     assert decide(snapshot, error_code) == expected
 
 
@@ -348,12 +527,22 @@ STEPS = [
     pytest.param(in_kyc("in_progress"), Step.IDENTITY, id="a kyc in progress is step 3 identity"),
     pytest.param(in_kyc("pending_review"), Step.IDENTITY, id="a kyc pending review is step 3 identity"),
     pytest.param(in_kyc("rejected"), Step.IDENTITY, id="a rejected kyc stays at step 3 identity"),
-    pytest.param(in_kyc("approved", questions=QUESTIONS), Step.SOURCE_OF_FUNDS, id="an approved kyc is step 4 source of funds"),
+    pytest.param(
+        in_kyc("approved", questions=QUESTIONS), Step.SOURCE_OF_FUNDS, id="an approved kyc is step 4 source of funds"
+    ),
     pytest.param(after_kyc(), Step.SOURCE_OF_FUNDS, id="questions offered is step 4 source of funds"),
-    pytest.param(customer(flow_status="safe_deploying"), Step.SOURCE_OF_FUNDS, id="safe deploying before the answers is step 4 source of funds"),
+    pytest.param(
+        customer(flow_status="safe_deploying"),
+        Step.SOURCE_OF_FUNDS,
+        id="safe deploying before the answers is step 4 source of funds",
+    ),
     pytest.param(SOF_DONE, Step.PHONE, id="source of funds answered is step 5 phone"),
     pytest.param(PHONE_CODE_SENT, Step.PHONE, id="an sms code sent is step 5 phone"),
-    pytest.param(after_kyc(sof_done=True, phone_verified=True, safe_deployed=False), Step.CARD, id="waiting for the account is step 6 card"),
+    pytest.param(
+        after_kyc(sof_done=True, phone_verified=True, safe_deployed=False),
+        Step.CARD,
+        id="waiting for the account is step 6 card",
+    ),
     pytest.param(PHONE_VERIFIED, Step.CARD, id="a phone verified is step 6 card"),
     pytest.param(CARD_ISSUED, Step.CARD, id="a card recorded is step 6 card"),
     pytest.param(customer(flow_status="active"), Step.CARD, id="an active customer is step 6 card"),
@@ -398,8 +587,17 @@ def test_progress_step_agrees_with_the_next_action_for_every_recorded_state() ->
         (False, True),
         (None, False, True),
     ):
-        s = customer(flow_status=flow, kyc_status=kyc, next_step=next_step, sof_done=sof, phone_masked=phone_masked,
-                     phone_verified=verified, safe_deployed=deployed, questions=QUESTIONS, kyc_url=KYC_URL)
+        s = customer(
+            flow_status=flow,
+            kyc_status=kyc,
+            next_step=next_step,
+            sof_done=sof,
+            phone_masked=phone_masked,
+            phone_verified=verified,
+            safe_deployed=deployed,
+            questions=QUESTIONS,
+            kyc_url=KYC_URL,
+        )
         action = decide(s)
         if type(action) in STEP_OF_ACTION and int(step_of(s)) not in STEP_OF_ACTION[type(action)]:
             disagreeing.append((flow, kyc, next_step, type(action).__name__, int(step_of(s))))
@@ -408,22 +606,27 @@ def test_progress_step_agrees_with_the_next_action_for_every_recorded_state() ->
 
 STEP_DISAGREEMENTS = [
     pytest.param(
-        customer(flow_status="kyc_approved", next_step="none", questions=QUESTIONS), Step.SOURCE_OF_FUNDS,
+        customer(flow_status="kyc_approved", next_step="none", questions=QUESTIONS),
+        Step.SOURCE_OF_FUNDS,
         id="an onboarded customer at kyc approved without a card is at the source of funds, 4 of 6",
     ),
     pytest.param(
-        customer(next_step="none"), Step.CARD,
+        customer(next_step="none"),
+        Step.CARD,
         id="done for a resumed customer without a flow status is 6 of 6",
     ),
     pytest.param(
-        customer(next_step="verify_otp", email_masked=EMAIL_MASKED), Step.EMAIL_CODE,
+        customer(next_step="verify_otp", email_masked=EMAIL_MASKED),
+        Step.EMAIL_CODE,
         id="an email code known only by next step verify otp is step 2",
     ),
 ]
 
 
 @pytest.mark.parametrize(("snapshot", "step"), STEP_DISAGREEMENTS)
-def test_progress_step_agrees_with_the_next_action_where_next_step_alone_decides(snapshot: Snapshot, step: Step) -> None:
+def test_progress_step_agrees_with_the_next_action_where_next_step_alone_decides(
+    snapshot: Snapshot, step: Step
+) -> None:
     assert int(step_of(snapshot)) in STEP_OF_ACTION[type(decide(snapshot))]
     assert step_of(snapshot) is step
 
@@ -431,20 +634,78 @@ def test_progress_step_agrees_with_the_next_action_where_next_step_alone_decides
 # --- 7. endpoints (CONTRACT: the step's POST; kyc-session for complete_kyc; GET for wait_*) ------------
 
 ENDPOINTS = [
-    pytest.param(decide(NO_CUSTOMER), "provide_email", "POST", "/v1/card-onboarding", id="provide email posts the email to start"),
-    pytest.param(decide(EMAIL_CODE_SENT), "verify_email_code", "POST", "/v1/card-onboarding/email-verification", id="verify email code posts to email verification"),
-    pytest.param(decide(in_kyc("pending")), "complete_kyc", "POST", "/v1/card-onboarding/kyc-session", id="complete kyc posts for a fresh kyc session"),
-    pytest.param(decide(in_kyc("pending_review")), "complete_kyc", "POST", "/v1/card-onboarding/kyc-session", id="a kyc resubmission posts for a fresh kyc session"),
-    pytest.param(decide(in_kyc("in_progress")), "wait_for_kyc", "GET", "/v1/card-onboarding", id="wait for kyc gets the state"),
-    pytest.param(decide(after_kyc()), "answer_source_of_funds", "POST", "/v1/card-onboarding/source-of-funds", id="answer source of funds posts the answers"),
-    pytest.param(decide(SOF_DONE), "provide_phone", "POST", "/v1/card-onboarding/phone", id="provide phone posts the phone"),
-    pytest.param(decide(PHONE_CODE_SENT), "verify_phone_code", "POST", "/v1/card-onboarding/phone-verification", id="verify phone code posts to phone verification"),
-    pytest.param(decide(PHONE_VERIFIED, "SAFE_NOT_DEPLOYED"), "wait_for_account", "GET", "/v1/card-onboarding", id="wait for account gets the state"),
-    pytest.param(decide(PHONE_VERIFIED), "create_card", "POST", "/v1/card-onboarding/card", id="create card posts to card"),
+    pytest.param(
+        decide(NO_CUSTOMER), "provide_email", "POST", "/v1/card-onboarding", id="provide email posts the email to start"
+    ),
+    pytest.param(
+        decide(EMAIL_CODE_SENT),
+        "verify_email_code",
+        "POST",
+        "/v1/card-onboarding/email-verification",
+        id="verify email code posts to email verification",
+    ),
+    pytest.param(
+        decide(in_kyc("pending")),
+        "complete_kyc",
+        "POST",
+        "/v1/card-onboarding/kyc-session",
+        id="complete kyc posts for a fresh kyc session",
+    ),
+    pytest.param(
+        decide(in_kyc("pending_review")),
+        "complete_kyc",
+        "POST",
+        "/v1/card-onboarding/kyc-session",
+        id="a kyc resubmission posts for a fresh kyc session",
+    ),
+    pytest.param(
+        decide(in_kyc("in_progress")), "wait_for_kyc", "GET", "/v1/card-onboarding", id="wait for kyc gets the state"
+    ),
+    pytest.param(
+        decide(after_kyc()),
+        "answer_source_of_funds",
+        "POST",
+        "/v1/card-onboarding/source-of-funds",
+        id="answer source of funds posts the answers",
+    ),
+    pytest.param(
+        decide(SOF_DONE), "provide_phone", "POST", "/v1/card-onboarding/phone", id="provide phone posts the phone"
+    ),
+    pytest.param(
+        decide(PHONE_CODE_SENT),
+        "verify_phone_code",
+        "POST",
+        "/v1/card-onboarding/phone-verification",
+        id="verify phone code posts to phone verification",
+    ),
+    pytest.param(
+        decide(PHONE_VERIFIED, "SAFE_NOT_DEPLOYED"),
+        "wait_for_account",
+        "GET",
+        "/v1/card-onboarding",
+        id="wait for account gets the state",
+    ),
+    pytest.param(
+        decide(PHONE_VERIFIED), "create_card", "POST", "/v1/card-onboarding/card", id="create card posts to card"
+    ),
     pytest.param(decide(CARD_ISSUED), "done", "GET", "/v1/card-onboarding", id="done gets the state"),
-    pytest.param(decide(NO_CUSTOMER, "INVALID_EMAIL"), "use_different_email", "POST", "/v1/card-onboarding", id="use a different email posts another email to start"),
-    pytest.param(decide(in_kyc("rejected")), "contact_support", "GET", "/v1/card-onboarding", id="contact support gets the state"),
-    pytest.param(decide(customer(flow_status="kyc_completed")), "retry_later", "GET", "/v1/card-onboarding", id="retry later gets the state"),
+    pytest.param(
+        decide(NO_CUSTOMER, "INVALID_EMAIL"),
+        "use_different_email",
+        "POST",
+        "/v1/card-onboarding",
+        id="use a different email posts another email to start",
+    ),
+    pytest.param(
+        decide(in_kyc("rejected")), "contact_support", "GET", "/v1/card-onboarding", id="contact support gets the state"
+    ),
+    pytest.param(
+        decide(customer(flow_status="kyc_completed")),
+        "retry_later",
+        "GET",
+        "/v1/card-onboarding",
+        id="retry later gets the state",
+    ),
     pytest.param(SignIn(), "sign_in", "GET", "/v1/card-onboarding", id="sign in gets the state once signed in"),
 ]
 
@@ -467,19 +728,65 @@ def test_the_endpoint_table_covers_every_variant_decide_can_return() -> None:
 CAMEL = re.compile(r"^[a-z]+(?:[A-Z][a-z0-9]*)*$")
 
 SERIALISED = [
-    pytest.param(EMAIL_CODE_SENT, None, "verify_email_code", {"emailMasked": EMAIL_MASKED, "expiresAt": "2026-11-25T10:10:00Z"}, id="verify email code says emailMasked and expiresAt"),
-    pytest.param(in_kyc("pending_review"), None, "complete_kyc", {"url": KYC_URL, "expiresAt": "2026-11-25T11:00:00Z", "resubmission": True}, id="complete kyc says url expiresAt and resubmission"),
-    pytest.param(in_kyc("in_progress"), None, "wait_for_kyc", {"pollAfterSeconds": POLL_AFTER_SECONDS}, id="wait for kyc says pollAfterSeconds"),
     pytest.param(
-        after_kyc(), None, "answer_source_of_funds",
+        EMAIL_CODE_SENT,
+        None,
+        "verify_email_code",
+        {"emailMasked": EMAIL_MASKED, "expiresAt": "2026-11-25T10:10:00Z"},
+        id="verify email code says emailMasked and expiresAt",
+    ),
+    pytest.param(
+        in_kyc("pending_review"),
+        None,
+        "complete_kyc",
+        {"url": KYC_URL, "expiresAt": "2026-11-25T11:00:00Z", "resubmission": True},
+        id="complete kyc says url expiresAt and resubmission",
+    ),
+    pytest.param(
+        in_kyc("in_progress"),
+        None,
+        "wait_for_kyc",
+        {"pollAfterSeconds": POLL_AFTER_SECONDS},
+        id="wait for kyc says pollAfterSeconds",
+    ),
+    pytest.param(
+        after_kyc(),
+        None,
+        "answer_source_of_funds",
         {"questions": [{"id": q.id, "label": q.label, "options": q.options} for q in QUESTIONS]},
         id="answer source of funds lists the questions with id label and options",
     ),
-    pytest.param(PHONE_CODE_SENT, None, "verify_phone_code", {"phoneMasked": PHONE_MASKED}, id="verify phone code says phoneMasked"),
-    pytest.param(PHONE_VERIFIED, "SAFE_NOT_DEPLOYED", "wait_for_account", {"pollAfterSeconds": POLL_AFTER_SECONDS}, id="wait for account says pollAfterSeconds"),
-    pytest.param(customer(flow_status="kyc_completed"), None, "retry_later", {"retryAfterSeconds": 2}, id="retry later says retryAfterSeconds"),
-    pytest.param(NO_CUSTOMER, "EMAIL_ALREADY_REGISTERED", "use_different_email", {"reason": "not_reusable"}, id="use a different email says the reason"),
-    pytest.param(in_kyc("expired"), None, "contact_support", {"reason": "kyc_expired"}, id="contact support says the reason"),
+    pytest.param(
+        PHONE_CODE_SENT,
+        None,
+        "verify_phone_code",
+        {"phoneMasked": PHONE_MASKED},
+        id="verify phone code says phoneMasked",
+    ),
+    pytest.param(
+        PHONE_VERIFIED,
+        "SAFE_NOT_DEPLOYED",
+        "wait_for_account",
+        {"pollAfterSeconds": POLL_AFTER_SECONDS},
+        id="wait for account says pollAfterSeconds",
+    ),
+    pytest.param(
+        customer(flow_status="kyc_completed"),
+        None,
+        "retry_later",
+        {"retryAfterSeconds": 2},
+        id="retry later says retryAfterSeconds",
+    ),
+    pytest.param(
+        NO_CUSTOMER,
+        "EMAIL_ALREADY_REGISTERED",
+        "use_different_email",
+        {"reason": "not_reusable"},
+        id="use a different email says the reason",
+    ),
+    pytest.param(
+        in_kyc("expired"), None, "contact_support", {"reason": "kyc_expired"}, id="contact support says the reason"
+    ),
     pytest.param(NO_CUSTOMER, None, "provide_email", {}, id="provide email has only its type and endpoint"),
     pytest.param(SOF_DONE, None, "provide_phone", {}, id="provide phone has only its type and endpoint"),
     pytest.param(PHONE_VERIFIED, None, "create_card", {}, id="create card has only its type and endpoint"),
@@ -518,7 +825,14 @@ def test_a_complete_kyc_with_a_pending_status_serialises_resubmission_false() ->
 
 # --- 9. property: every recorded state and error gives one NextAction, never an exception ------------
 
-ERROR_GRID = (None, "OTP_VERIFICATION_FAILED", "SAFE_NOT_DEPLOYED", "CUSTOMER_CARD_ALREADY_ACTIVE", "INVALID_FLOW_STATE", "NOT_A_REAL_CODE")
+ERROR_GRID = (
+    None,
+    "OTP_VERIFICATION_FAILED",
+    "SAFE_NOT_DEPLOYED",
+    "CUSTOMER_CARD_ALREADY_ACTIVE",
+    "INVALID_FLOW_STATE",
+    "NOT_A_REAL_CODE",
+)
 VARIANTS = get_args(NextAction)
 TAGS = {t.__struct_config__.tag for t in VARIANTS}
 
@@ -536,11 +850,24 @@ def test_decide_never_raises_and_always_returns_one_next_action_variant() -> Non
     checked = 0
     for has_customer, flow, kyc, sof, verified, filled, error_code in combos:
         extra: dict[str, Any] = (
-            dict(kyc_url=KYC_URL, questions=QUESTIONS, email_masked=EMAIL_MASKED, phone_masked=PHONE_MASKED, safe_deployed=False)
+            dict(
+                kyc_url=KYC_URL,
+                questions=QUESTIONS,
+                email_masked=EMAIL_MASKED,
+                phone_masked=PHONE_MASKED,
+                safe_deployed=False,
+            )
             if filled
             else {}
         )
-        s = Snapshot(card_id=CARD_ID if has_customer else None, flow_status=flow, kyc_status=kyc, sof_done=sof, phone_verified=verified, **extra)
+        s = Snapshot(
+            card_id=CARD_ID if has_customer else None,
+            flow_status=flow,
+            kyc_status=kyc,
+            sof_done=sof,
+            phone_verified=verified,
+            **extra,
+        )
         where = (has_customer, flow, kyc, sof, verified, filled, error_code)
         action = decide(s, error_code)  # an exception here fails the test with the traceback
         assert isinstance(action, VARIANTS), where

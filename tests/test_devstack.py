@@ -52,6 +52,7 @@ def test_the_dev_stack_onboards_a_user_to_a_card_with_plain_http(dev: tuple[str,
     assert token.count(".") == 2
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=service, headers=auth, timeout=10) as api, httpx.Client(base_url=emulator) as emu:
+
         def code(to: str) -> str:
             return str(emu.get("/_emulator/outbox", params={"to": to}).json()["messages"][-1]["code"])
 

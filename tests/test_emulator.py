@@ -180,9 +180,7 @@ async def test_the_token_endpoint_refuses_missing_or_empty_credentials_with_401(
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer not-a-token", "Basic abc"])
-async def test_upstream_routes_refuse_requests_without_a_valid_token(
-    yativo: Yativo, authorization: str | None
-) -> None:
+async def test_upstream_routes_refuse_requests_without_a_valid_token(yativo: Yativo, authorization: str | None) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     for path in ("/api/v1/yativo-card/customers/onboard", "/api/v1/card-issuer/lookup-customer?email=a@b.co"):
         method = "POST" if path.endswith("onboard") else "GET"

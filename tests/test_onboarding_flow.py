@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.conftest import Harness
@@ -119,7 +117,9 @@ async def test_kyc_review_is_re_read_at_most_once_per_poll_interval(bff: Harness
 
 
 @pytest.mark.parametrize(("status", "expected"), [("pending_review", True), ("pending", False)])
-async def test_kyc_to_redo_or_do_gives_a_link_with_the_resubmission_flag(bff: Harness, status: str, expected: bool) -> None:
+async def test_kyc_to_redo_or_do_gives_a_link_with_the_resubmission_flag(
+    bff: Harness, status: str, expected: bool
+) -> None:
     await drive(bff, "wait_for_kyc")
     await bff.set_kyc(EMAIL, status)
     bff.clock.advance(6)

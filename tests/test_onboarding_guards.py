@@ -27,15 +27,19 @@ BAD_TOKENS = {
     "expired": "Bearer " + jwt.encode({"sub": "u", "exp": NOW - 3600}, JWT_SECRET, algorithm="HS256"),
     "no exp": "Bearer " + jwt.encode({"sub": "u"}, JWT_SECRET, algorithm="HS256"),
     "no sub": "Bearer " + jwt.encode({"exp": NOW + 600}, JWT_SECRET, algorithm="HS256"),
-    "wrong key": "Bearer " + jwt.encode({"sub": "u", "exp": NOW + 600}, "another-secret-of-32-bytes-or-more!!", algorithm="HS256"),
+    "wrong key": "Bearer "
+    + jwt.encode({"sub": "u", "exp": NOW + 600}, "another-secret-of-32-bytes-or-more!!", algorithm="HS256"),
     "alg none": "Bearer " + b64({"alg": "none", "typ": "JWT"}) + "." + b64({"sub": "u", "exp": NOW + 600}) + ".",
-    "HS512 not pinned": "Bearer " + jwt.encode({"sub": "u", "exp": NOW + 600}, JWT_SECRET + "x" * 32, algorithm="HS512"),
+    "HS512 not pinned": "Bearer "
+    + jwt.encode({"sub": "u", "exp": NOW + 600}, JWT_SECRET + "x" * 32, algorithm="HS512"),
     "too large": "Bearer " + "a" * 9000,
 }
 
 
 @pytest.mark.parametrize("authorization", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
-async def test_a_bad_token_is_401_sign_in_and_the_upstream_is_not_called(bff: Harness, authorization: str | None) -> None:
+async def test_a_bad_token_is_401_sign_in_and_the_upstream_is_not_called(
+    bff: Harness, authorization: str | None
+) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     for method, path, body in (("GET", "", None), ("POST", "", {"email": EMAIL}), ("POST", "/card", None)):
         response = await bff.client.request(method, "/v1/card-onboarding" + path, json=body, headers=headers)
@@ -48,14 +52,26 @@ async def test_a_bad_token_is_401_sign_in_and_the_upstream_is_not_called(bff: Ha
 
 
 async def test_a_bad_token_with_a_bad_body_is_still_401(bff: Harness) -> None:
-    response = await bff.client.post("/v1/card-onboarding", content=b"{not json", headers={"Content-Type": "application/json"})
+    response = await bff.client.post(
+        "/v1/card-onboarding", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 401
 
 
 @pytest.mark.parametrize(
     "code",
     ["12345", "1234567", "12a456", "١٢٣٤٥٦", "１２３４５６", "123456\n", " 123456", "", 123456],
-    ids=["short", "long", "letter", "arabic-indic digits", "fullwidth digits", "trailing newline", "leading space", "empty", "number"],
+    ids=[
+        "short",
+        "long",
+        "letter",
+        "arabic-indic digits",
+        "fullwidth digits",
+        "trailing newline",
+        "leading space",
+        "empty",
+        "number",
+    ],
 )
 async def test_a_code_that_is_not_six_ascii_digits_is_refused_before_the_upstream(bff: Harness, code: Any) -> None:
     await bff.post("", {"email": EMAIL})
@@ -71,7 +87,17 @@ async def test_a_code_that_is_not_six_ascii_digits_is_refused_before_the_upstrea
 
 @pytest.mark.parametrize(
     "email",
-    ["not-an-email", "a@b", "ada@example", "ada@@example.com", "ad a@example.com", "ada@exa mple.com", "ad\u202ea@example.com", "x" * 250 + "@example.com", ""],
+    [
+        "not-an-email",
+        "a@b",
+        "ada@example",
+        "ada@@example.com",
+        "ad a@example.com",
+        "ada@exa mple.com",
+        "ad\u202ea@example.com",
+        "x" * 250 + "@example.com",
+        "",
+    ],
     ids=["no at", "no dot", "no tld", "two ats", "space", "space in domain", "bidi override", "too long", "empty"],
 )
 async def test_an_invalid_email_is_refused_before_the_upstream(bff: Harness, email: str) -> None:
@@ -91,7 +117,8 @@ async def test_an_idn_email_is_sent_upstream_in_ascii(bff: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    "phone", ["4155552671", "+0155552671", "+1 415 555 2671", "+1415555267112345", "+1-415-555-2671", "tel:+14155552671"]
+    "phone",
+    ["4155552671", "+0155552671", "+1 415 555 2671", "+1415555267112345", "+1-415-555-2671", "tel:+14155552671"],
 )
 async def test_a_phone_number_not_in_e164_is_refused(bff: Harness, phone: str) -> None:
     await drive(bff, "provide_phone")
@@ -129,7 +156,9 @@ async def test_a_malformed_body_is_a_422_with_fix_input(bff: Harness, path: str,
 
 async def test_a_body_over_16_kib_is_413(bff: Harness) -> None:
     body = json.dumps({"email": "a" * 17000 + "@example.com"}).encode()
-    response = await bff.client.post("/v1/card-onboarding", content=body, headers={**bff.auth(), "Content-Type": "application/json"})
+    response = await bff.client.post(
+        "/v1/card-onboarding", content=body, headers={**bff.auth(), "Content-Type": "application/json"}
+    )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
     assert action(response)["type"] == "fix_input"
@@ -185,15 +214,18 @@ async def test_a_user_typing_someone_elses_email_gets_nothing_of_their_record(bf
 async def test_an_email_conflict_that_does_not_name_its_owner_is_checked_by_lookup(bff: Harness) -> None:
     await drive(bff, "complete_kyc", sub="user-ada")
     [customer] = await bff.customers()
-    await bff.control.post(
-        "/_emulator/faults",
-        json={
+    await bff.fault(
+        {
             "path": "/yativo-card/customers/onboard",
             "status": 409,
             "body": {
                 "success": False,
                 "error_code": "CUSTOMER_CARD_ALREADY_ACTIVE",
-                "data": {"yativo_card_id": customer["yativo_card_id"], "flow_status": "otp_verified", "next_step": "kyc_link"},
+                "data": {
+                    "yativo_card_id": customer["yativo_card_id"],
+                    "flow_status": "otp_verified",
+                    "next_step": "kyc_link",
+                },
             },
         },
     )
@@ -211,11 +243,17 @@ async def test_an_email_conflict_that_does_not_name_its_owner_is_checked_by_look
         ("own-card@emulator.yativo.test", 409, "in_use"),
     ],
 )
-async def test_an_email_the_upstream_refuses_asks_for_another_one(bff: Harness, email: str, status: int, reason: str) -> None:
+async def test_an_email_the_upstream_refuses_asks_for_another_one(
+    bff: Harness, email: str, status: int, reason: str
+) -> None:
     response = await bff.post("", {"email": email})
     assert response.status_code == status
     assert response.json()["code"] == "email_unavailable"
-    assert action(response) == {"type": "use_different_email", "endpoint": {"method": "POST", "path": "/v1/card-onboarding"}, "reason": reason}
+    assert action(response) == {
+        "type": "use_different_email",
+        "endpoint": {"method": "POST", "path": "/v1/card-onboarding"},
+        "reason": reason,
+    }
     assert action(await bff.get())["type"] == "provide_email"
 
 
@@ -231,9 +269,12 @@ async def test_an_email_the_upstream_refuses_asks_for_another_one(bff: Harness, 
 async def test_every_upstream_email_refusal_maps_to_use_different_email(
     bff: Harness, upstream_code: str, status: int, code: str, reason: str
 ) -> None:
-    await bff.control.post(
-        "/_emulator/faults",
-        json={"path": "/yativo-card/customers/onboard", "status": 400, "body": {"success": False, "error_code": upstream_code, "message": "no"}},
+    await bff.fault(
+        {
+            "path": "/yativo-card/customers/onboard",
+            "status": 400,
+            "body": {"success": False, "error_code": upstream_code, "message": "no"},
+        },
     )
     response = await bff.post("", {"email": EMAIL})
     assert response.status_code == status
@@ -243,9 +284,13 @@ async def test_every_upstream_email_refusal_maps_to_use_different_email(
 
 
 async def test_an_upstream_outage_is_503_retry_later_and_changes_nothing(bff: Harness) -> None:
-    await bff.control.post(
-        "/_emulator/faults",
-        json={"path": "/yativo-card/customers/onboard", "status": 500, "body": "<html>down</html>", "contentType": "text/html"},
+    await bff.fault(
+        {
+            "path": "/yativo-card/customers/onboard",
+            "status": 500,
+            "body": "<html>down</html>",
+            "contentType": "text/html",
+        },
     )
     response = await bff.post("", {"email": EMAIL})
     assert response.status_code == 503
@@ -261,9 +306,13 @@ async def test_an_upstream_outage_is_503_retry_later_and_changes_nothing(bff: Ha
 
 
 async def test_a_garbled_upstream_answer_is_502_and_nothing_of_it_reaches_the_frontend(bff: Harness) -> None:
-    await bff.control.post(
-        "/_emulator/faults",
-        json={"path": "/yativo-card/customers/onboard", "status": 201, "body": '{"success": true, "data": {"yativo_card_id": "leak-marker-7f3', "contentType": "application/json"},
+    await bff.fault(
+        {
+            "path": "/yativo-card/customers/onboard",
+            "status": 201,
+            "body": '{"success": true, "data": {"yativo_card_id": "leak-marker-7f3',
+            "contentType": "application/json",
+        },
     )
     response = await bff.post("", {"email": EMAIL})
     assert response.status_code == 502

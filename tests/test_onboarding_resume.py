@@ -52,13 +52,19 @@ async def test_starting_again_when_onboarded_answers_done(bff: Harness) -> None:
 
 # verify_email_code and complete_kyc come back as CUSTOMER_CARD_ALREADY_ACTIVE, done as CUSTOMER_ALREADY_ONBOARDED.
 @pytest.mark.parametrize("reached", ["verify_email_code", "complete_kyc", "done"])
-async def test_an_upstream_resume_answer_to_a_start_is_a_2xx_with_the_right_next_action(bff: Harness, reached: str) -> None:
+async def test_an_upstream_resume_answer_to_a_start_is_a_2xx_with_the_right_next_action(
+    bff: Harness, reached: str
+) -> None:
     await drive(bff, reached)
     bff.redis.flushall()
     # The lookup misses once (as if the customer were not indexed yet), so the start reaches onboard.
-    await bff.control.post(
-        "/_emulator/faults",
-        json={"path": "/card-issuer/lookup-customer", "status": 404, "body": {"success": False, "error": "CUSTOMER_NOT_FOUND"}, "times": 1},
+    await bff.fault(
+        {
+            "path": "/card-issuer/lookup-customer",
+            "status": 404,
+            "body": {"success": False, "error": "CUSTOMER_NOT_FOUND"},
+            "times": 1,
+        },
     )
     resumed = await bff.post("", {"email": EMAIL})
     assert resumed.status_code == 200, resumed.text
@@ -143,7 +149,7 @@ async def test_a_flush_in_the_middle_of_each_step_only_costs_a_lookup(bff: Harne
     bff.redis.flushall()
     before = await bff.calls()
     await bff.get()
-    lookups = [c for c in (await bff.calls())[len(before):] if c["path"].endswith("/lookup-customer")]
+    lookups = [c for c in (await bff.calls())[len(before) :] if c["path"].endswith("/lookup-customer")]
     assert len(lookups) == 1
 
 
@@ -152,20 +158,28 @@ async def test_an_already_onboarded_answer_without_a_card_resumes_after_kyc_not_
     [customer] = await bff.customers()
     bff.redis.flushall()
     ours = customer["external_customer_id"]
-    await bff.control.post(
-        "/_emulator/faults",
-        json={"path": "/card-issuer/lookup-customer", "status": 404, "body": {"success": False, "error": "CUSTOMER_NOT_FOUND"}, "times": 1},
+    await bff.fault(
+        {
+            "path": "/card-issuer/lookup-customer",
+            "status": 404,
+            "body": {"success": False, "error": "CUSTOMER_NOT_FOUND"},
+            "times": 1,
+        },
     )
-    await bff.control.post(
-        "/_emulator/faults",
-        json={
+    await bff.fault(
+        {
             "path": "/yativo-card/customers/onboard",
             "times": 1,
             "status": 409,
             "body": {
                 "success": False,
                 "error_code": "CUSTOMER_ALREADY_ONBOARDED",
-                "data": {"yativo_card_id": customer["yativo_card_id"], "flow_status": "kyc_approved", "external_customer_id": ours, "next_step": "none"},
+                "data": {
+                    "yativo_card_id": customer["yativo_card_id"],
+                    "flow_status": "kyc_approved",
+                    "external_customer_id": ours,
+                    "next_step": "none",
+                },
             },
         },
     )

@@ -155,7 +155,9 @@ async def test_an_onboarded_customer_is_a_409_with_next_step_none(upstream: Upst
     await up.client.kyc_link(card_id)
     await up.kyc("ada@example.com", "approved")
     questions = await up.client.source_of_funds_questions(card_id)
-    await up.client.submit_source_of_funds(card_id, [SofAnswer(question=q.question, answer=q.options[-1]) for q in questions.questions])
+    await up.client.submit_source_of_funds(
+        card_id, [SofAnswer(question=q.question, answer=q.options[-1]) for q in questions.questions]
+    )
     await up.client.request_phone_verification(card_id, "+447700900123")
     await up.client.verify_phone(card_id, await up.outbox_code("+447700900123", "sms"))
     await up.client.create_virtual_card(card_id)
@@ -241,14 +243,18 @@ async def test_an_expired_token_is_refreshed_once_and_the_call_retried(upstream:
 
 
 async def test_a_401_after_a_fresh_token_is_an_auth_failure_not_a_loop(upstream: Upstream) -> None:
-    await upstream.fault(path="/card-issuer/lookup-customer", status=401, body={"success": False, "error": "unauthorized"})
+    await upstream.fault(
+        path="/card-issuer/lookup-customer", status=401, body={"success": False, "error": "unauthorized"}
+    )
     with pytest.raises(UpstreamAuthFailed):
         await upstream.client.lookup_customer(external_id="usr_a")
     assert len(await upstream.calls("/auth/token")) == 2
 
 
 async def test_refused_credentials_are_an_auth_failure(upstream: Upstream) -> None:
-    await upstream.fault(path="/auth/token", status=401, body={"success": False, "error": "Invalid, expired, or revoked API key"})
+    await upstream.fault(
+        path="/auth/token", status=401, body={"success": False, "error": "Invalid, expired, or revoked API key"}
+    )
     with pytest.raises(UpstreamAuthFailed):
         await upstream.client.onboard("ada@example.com", "usr_ada")
     assert await upstream.calls("/onboard") == []
@@ -261,7 +267,9 @@ async def test_the_token_is_refreshed_before_it_expires() -> None:
     app = create_emulator_app(EmulatorConfig(kyc_auto_approve_seconds=None))
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://emulator") as control,
-        YativoClient("http://emulator/api/v1", "k", "s", transport=httpx.ASGITransport(app=app), clock=lambda: now[0]) as client,
+        YativoClient(
+            "http://emulator/api/v1", "k", "s", transport=httpx.ASGITransport(app=app), clock=lambda: now[0]
+        ) as client,
     ):
         await client.lookup_customer(external_id="usr_a")
         now[0] += 3600 - 300 - 1  # still inside the refresh margin the token answer recommends
@@ -284,7 +292,9 @@ async def test_request_id_and_idempotency_key_are_sent_upstream(upstream: Upstre
 
 
 async def test_a_500_with_an_html_body_is_unavailable_and_keeps_nothing_of_the_body(upstream: Upstream) -> None:
-    await upstream.fault(path="/card-issuer/lookup-customer", status=500, body="<html>oops</html>", contentType="text/html")
+    await upstream.fault(
+        path="/card-issuer/lookup-customer", status=500, body="<html>oops</html>", contentType="text/html"
+    )
     with pytest.raises(UpstreamUnavailable) as caught:
         await upstream.client.lookup_customer(external_id="usr_a")
     assert caught.value.status == 500
@@ -308,7 +318,9 @@ async def test_a_garbled_success_answer_is_a_bad_response(upstream: Upstream, bo
 
 
 async def test_a_4xx_without_an_error_code_is_a_bad_response(upstream: Upstream) -> None:
-    await upstream.fault(path="/card-issuer/lookup-customer", status=404, body="<html>not here</html>", contentType="text/html")
+    await upstream.fault(
+        path="/card-issuer/lookup-customer", status=404, body="<html>not here</html>", contentType="text/html"
+    )
     with pytest.raises(UpstreamBadResponse):
         await upstream.client.lookup_customer(external_id="usr_a")
 

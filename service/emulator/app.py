@@ -65,7 +65,7 @@ class ClockBody(msgspec.Struct, rename="camel"):
 
 
 class ConfigBody(msgspec.Struct, rename="camel", forbid_unknown_fields=True):
-    kyc_auto_approve_seconds: Annotated[float, msgspec.Meta(ge=0)] | None | msgspec.UnsetType = msgspec.UNSET
+    kyc_auto_approve_seconds: Annotated[float, msgspec.Meta(ge=0)] | msgspec.UnsetType | None = msgspec.UNSET
     kyc_link_shape: KycLinkShape | msgspec.UnsetType = msgspec.UNSET
     safe_deploy_seconds: Annotated[float, msgspec.Meta(ge=0)] | msgspec.UnsetType = msgspec.UNSET
     token_ttl_seconds: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType = msgspec.UNSET

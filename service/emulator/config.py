@@ -23,5 +23,6 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     issuer_email: str = "issuer@emulator.yativo.test"
     own_card_email: str = "own-card@emulator.yativo.test"
 
+
 # Upstream routes are served under this prefix; fault globs and the call log use the path after it.
 UPSTREAM_PREFIX = "/api/v1"

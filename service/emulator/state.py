@@ -205,9 +205,7 @@ def mask_phone(phone: str) -> str:
 
 def resume_step(flow_status: str) -> str:
     """The machine next_step token the upstream puts on onboard conflicts."""
-    return {"otp_requested": "verify_otp", "otp_verified": "kyc_link", "active": "none"}.get(
-        flow_status, "continue"
-    )
+    return {"otp_requested": "verify_otp", "otp_verified": "kyc_link", "active": "none"}.get(flow_status, "continue")
 
 
 def _six_digits() -> str:
@@ -591,8 +589,10 @@ class Emulator:
 
     def issuer_customer(self, customer_key: str) -> dict[str, Any]:
         customer = self._find(
-            lambda c: customer_key in (c.yativo_card_id, c.customer_id)
-            or (c.external_customer_id is not None and c.external_customer_id == customer_key)
+            lambda c: (
+                customer_key in (c.yativo_card_id, c.customer_id)
+                or (c.external_customer_id is not None and c.external_customer_id == customer_key)
+            )
         )
         customer = self._settle(customer, self.clock.now())
         status = customer.flow_status

@@ -69,7 +69,12 @@ def _when(epoch: float | None) -> datetime | None:
 
 
 # Where a resume answer gives only next_step, the flow_status it stands for.
-_FLOW_OF_NEXT_STEP = {"verify_otp": "otp_requested", "kyc_link": "otp_verified", "kyc_status": "kyc_initiated", "none": "active"}
+_FLOW_OF_NEXT_STEP = {
+    "verify_otp": "otp_requested",
+    "kyc_link": "otp_verified",
+    "kyc_status": "kyc_initiated",
+    "none": "active",
+}
 
 
 def effective_flow(s: Snapshot) -> str | None:

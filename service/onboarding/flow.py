@@ -33,8 +33,6 @@ from service.onboarding.decide import (
     EMAIL_CODE_DEAD,
     EMAIL_CODE_WRONG,
     EMAIL_REFUSALS,
-    FLOW_AFTER_KYC,
-    FLOW_CARD,
     FLOW_KYC,
     FLOW_KYC_LINK,
     KYC_FAILED,
@@ -164,7 +162,10 @@ class Onboarding:
                 await self._store.save(user.uid, snapshot)
                 raise OnboardingError(
                     "validation_failed",
-                    FixInput(endpoint=action.endpoint, errors=[FieldError("answers", "These answers are not accepted; answer the questions offered.")]),
+                    FixInput(
+                        endpoint=action.endpoint,
+                        errors=[FieldError("answers", "These answers are not accepted; answer the questions offered.")],
+                    ),
                     snapshot,
                 ) from None
             return await self._after_rejection(user, snapshot, exc)
@@ -180,14 +181,19 @@ class Onboarding:
             if exc.code == "INVALID_PHONE_NUMBER":
                 raise OnboardingError(
                     "validation_failed",
-                    FixInput(endpoint=ProvidePhone().endpoint, errors=[FieldError("phoneNumber", "This phone number cannot receive codes.")]),
+                    FixInput(
+                        endpoint=ProvidePhone().endpoint,
+                        errors=[FieldError("phoneNumber", "This phone number cannot receive codes.")],
+                    ),
                     snapshot,
                 ) from None
             if exc.code in ("INVALID_FLOW_STATE", "PHONE_ALREADY_VERIFIED") and snapshot.sof_done:
                 # No flow_status marks a verified phone: a code refused after source of funds means the phone
                 # was verified before our records were lost. Reading the account next settles the rest.
                 log.info("phone_already_verified_upstream")
-                return await self._settle(user, msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None))
+                return await self._settle(
+                    user, msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None)
+                )
             return await self._after_rejection(user, snapshot, exc)
         del sent  # the upstream's own mask shows too little to recognise the number
         return await self._settle(user, msgspec.structs.replace(snapshot, phone_masked=mask_phone(phone_number)))
@@ -259,9 +265,9 @@ class Onboarding:
         if in_identity(s):
             if s.kyc_status is None and s.flow_status in FLOW_KYC:
                 s = await self._with_kyc_status(s)
-            if in_identity(s) and s.kyc_status not in KYC_FAILED and s.kyc_status != "in_progress":
-                if s.kyc_url is None or _expired(s.kyc_url_expires_at, self._clock()):
-                    s = await self._with_kyc_link(s)
+            needs_link = s.kyc_url is None or _expired(s.kyc_url_expires_at, self._clock())
+            if in_identity(s) and s.kyc_status not in KYC_FAILED and s.kyc_status != "in_progress" and needs_link:
+                s = await self._with_kyc_link(s)
         if after_kyc(s):
             if not s.sof_done and s.questions is None:
                 s = await self._with_questions(s)
@@ -273,7 +279,11 @@ class Onboarding:
         """On a read, re-ask the upstream about the states only it moves: KYC review and account set-up."""
         now = self._clock()
         action = decide(s)
-        if isinstance(action, (WaitForKyc, CompleteKyc)) and s.flow_status in FLOW_KYC | {None} and _due(s.kyc_checked_at, now, self._poll):
+        if (
+            isinstance(action, (WaitForKyc, CompleteKyc))
+            and s.flow_status in FLOW_KYC | {None}
+            and _due(s.kyc_checked_at, now, self._poll)
+        ):
             s = await self._complete(await self._with_kyc_status(s))
         elif isinstance(action, CompleteKyc) and _expired(s.kyc_url_expires_at, now):
             s = await self._with_kyc_link(s)
@@ -355,7 +365,9 @@ class Onboarding:
         resumed = msgspec.structs.replace(
             resumed,
             email_masked=email_masked,
-            otp_expires_at=snapshot.otp_expires_at if keep and not _expired(snapshot.otp_expires_at, self._clock()) else None,
+            otp_expires_at=snapshot.otp_expires_at
+            if keep and not _expired(snapshot.otp_expires_at, self._clock())
+            else None,
             sof_done=snapshot.sof_done if keep else False,
             phone_verified=snapshot.phone_verified if keep else False,
             phone_masked=snapshot.phone_masked if keep else None,
@@ -415,7 +427,9 @@ def _snapshot_of(customer: Customer) -> Snapshot:
 def _card_view(card: Card) -> CardView:
     status = (card.status or card.status_name or "active").lower()
     last4 = card.last4
-    return CardView(last_four=last4 if last4 and len(last4) == 4 and last4.isascii() and last4.isdigit() else None, status=status)
+    return CardView(
+        last_four=last4 if last4 and len(last4) == 4 and last4.isascii() and last4.isdigit() else None, status=status
+    )
 
 
 def _expired(at: float | None, now: float) -> bool:

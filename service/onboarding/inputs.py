@@ -34,7 +34,13 @@ Code = Annotated[
 ]
 Phone = Annotated[
     str,
-    msgspec.Meta(pattern=E164_PATTERN, min_length=8, max_length=16, description="E.164, e.g. +14155552671.", examples=["+14155552671"]),
+    msgspec.Meta(
+        pattern=E164_PATTERN,
+        min_length=8,
+        max_length=16,
+        description="E.164, e.g. +14155552671.",
+        examples=["+14155552671"],
+    ),
 ]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 

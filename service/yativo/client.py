@@ -133,9 +133,7 @@ class YativoClient:
 
     # --- customer namespace -------------------------------------------------------------------
 
-    async def onboard(
-        self, email: str, external_customer_id: str, *, idempotency_key: str | None = None
-    ) -> Onboarded:
+    async def onboard(self, email: str, external_customer_id: str, *, idempotency_key: str | None = None) -> Onboarded:
         body = {"email": email, "external_customer_id": external_customer_id}
         return await self._call(
             "POST", "/yativo-card/customers/onboard", Onboarded, json=body, idempotency_key=idempotency_key
@@ -153,9 +151,7 @@ class YativoClient:
         return await self._call("GET", _customer(card_id, "kyc-status"), KycStatus)
 
     async def source_of_funds_questions(self, card_id: str, *, locale: str = "en") -> SofQuestions:
-        return await self._call(
-            "GET", _customer(card_id, "source-of-funds"), SofQuestions, params={"locale": locale}
-        )
+        return await self._call("GET", _customer(card_id, "source-of-funds"), SofQuestions, params={"locale": locale})
 
     async def submit_source_of_funds(
         self, card_id: str, answers: Sequence[SofAnswer], *, idempotency_key: str | None = None
@@ -183,7 +179,11 @@ class YativoClient:
     async def verify_phone(self, card_id: str, code: str, *, idempotency_key: str | None = None) -> PhoneVerified:
         # `code` here, where email verification says `otp`.
         return await self._call(
-            "POST", _customer(card_id, "phone/verify"), PhoneVerified, json={"code": code}, idempotency_key=idempotency_key
+            "POST",
+            _customer(card_id, "phone/verify"),
+            PhoneVerified,
+            json={"code": code},
+            idempotency_key=idempotency_key,
         )
 
     async def create_virtual_card(self, card_id: str, *, idempotency_key: str | None = None) -> VirtualCard:
