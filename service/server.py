@@ -1,4 +1,9 @@
-"""Runs the service under the production ASGI server, one process per container."""
+"""Runs the service under the production ASGI server, one process per container.
+
+uvicorn with uvloop and httptools, chosen by measurement (README, "Choice of server"): Granian served a
+trivial handler faster, but on this service's real path its p99 was five times uvicorn's, it used 50% more
+memory idle, and it kills a worker at its shutdown timeout without running the lifespan's clean-up.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
         app,
         host=host,
         port=port,
+        loop="uvloop",
+        http="httptools",
         log_level="warning",
         log_config=None,
         access_log=False,
