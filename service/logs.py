@@ -19,6 +19,15 @@ _LEVELS = {
 }
 
 
+# Whatever msgspec cannot encode natively (an exception, a path) is logged as its str(), never dropped.
+_json = msgspec.json.Encoder(enc_hook=str)
+
+
+def _render_json(_: object, __: str, event_dict: structlog.types.EventDict) -> bytes:
+    """The last processor: one JSON line as bytes, for structlog's BytesLogger."""
+    return _json.encode(event_dict)
+
+
 def configure_logging(settings: Settings) -> None:
     level = _LEVELS[settings.log_level]
     console = settings.log_format == "console" or (settings.log_format == "" and sys.stdout.isatty())
@@ -33,7 +42,7 @@ def configure_logging(settings: Settings) -> None:
         factory: structlog.types.WrappedLogger = structlog.PrintLoggerFactory(sys.stdout)
     else:
         # msgspec encodes straight to bytes; no stdlib logging hop on the hot path.
-        processors.append(structlog.processors.JSONRenderer(serializer=msgspec.json.encode))
+        processors.append(_render_json)
         factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
     structlog.configure(
         processors=processors,
