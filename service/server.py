@@ -7,26 +7,31 @@ memory idle, and it kills a worker at its shutdown timeout without running the l
 
 from __future__ import annotations
 
+from typing import Any
+
 import uvicorn
 
 from service.app import create_app
 from service.logs import configure_logging
 from service.settings import Settings
 
+# Shared with the benchmarks' reference handler, so both are served exactly alike.
+UVICORN_OPTIONS: dict[str, Any] = {
+    "loop": "uvloop",
+    "http": "httptools",
+    "log_level": "warning",
+    "log_config": None,
+    "access_log": False,
+    "proxy_headers": False,
+    "server_header": False,
+    "timeout_graceful_shutdown": 10,
+}
+
+
+def run(app: Any, *, host: str, port: int) -> None:
+    uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
+
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
     configure_logging(settings)
-    app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    run(create_app(settings), host=host, port=port)
