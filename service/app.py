@@ -20,6 +20,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api import OnboardingController
 from service.auth import Authenticator
+from service.breaker import State
 from service.middleware import RequestIdMiddleware
 from service.onboarding.flow import Onboarding
 from service.openapi import finalize as finalize_openapi
@@ -42,10 +43,12 @@ def livez() -> dict[str, str]:
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     state = request.app.state
     redis_ok = await _redis_ok(state.redis)
+    upstream = state.yativo.breaker.state
     body = {
         "status": "ready" if state.ready else "not_ready",
         "redis": "ok" if redis_ok else "unavailable",
-        "upstream": "ok",
+        # The circuit breaker's view: "open" after repeated failures, "half_open" while probing.
+        "upstream": "ok" if upstream is State.CLOSED else upstream.value,
     }
     # Degraded dependencies still serve what they can: only starting or stopping takes a pod out.
     return Response(body, status_code=200 if state.ready else HTTP_503_SERVICE_UNAVAILABLE)
@@ -79,7 +82,11 @@ def create_app(
         app.state.yativo = client
         app.state.redis = store_redis
         app.state.auth = Authenticator(settings)
-        app.state.onboarding = Onboarding(client, StateStore(store_redis), clock=clock)
+        store = StateStore(store_redis)
+        app.state.store = store
+        app.state.onboarding = Onboarding(
+            client, store, clock=clock, deadline_seconds=settings.request_deadline_seconds
+        )
         app.state.ready = True
         try:
             yield

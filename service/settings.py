@@ -22,6 +22,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     yativo_api_secret: str = ""
     # Connect/read/write/pool timeouts for one upstream exchange, in seconds.
     yativo_timeout_seconds: float = 5.0
+    # One overall deadline for all the upstream and Redis work of one inbound request.
+    request_deadline_seconds: float = 8.0
     yativo_webhook_secret: str = ""
     redis_url: str = DEFAULT_REDIS_URL
     redis_cluster: bool = False
@@ -118,6 +120,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         yativo_api_key=env.get("YATIVO_API_KEY", ""),
         yativo_api_secret=env.get("YATIVO_API_SECRET", ""),
         yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
+        request_deadline_seconds=_float(env, "REQUEST_DEADLINE_SECONDS", 8.0, low=0.5, high=60.0),
         yativo_webhook_secret=env.get("YATIVO_WEBHOOK_SECRET", ""),
         redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),

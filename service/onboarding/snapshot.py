@@ -30,3 +30,6 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     safe_deployed: bool | None = None
     account_checked_at: float | None = None
     card: CardView | None = None
+    # A create whose outcome we could not see (timeout, dropped connection, deadline): the next request reads the
+    # upstream before anything is sent again. Holds the upstream operation ("onboard", "card", ...).
+    unsettled: str | None = None
