@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import structlog
 from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
@@ -29,6 +30,7 @@ from service.settings import Settings
 from service.store import RedisLike, StateStore, connect
 from service.yativo import YativoClient
 
+log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 16 * 1024
 API_VERSION = "1.0.0"
 
@@ -95,6 +97,7 @@ def create_app(
             await client.aclose()
             if redis is None:
                 await store_redis.aclose()  # type: ignore[attr-defined]
+            log.info("stopped", detail="in-flight requests finished, clients closed")
 
     openapi = OpenAPIConfig(
         title="Card onboarding API",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import msgspec
 import structlog
@@ -17,6 +18,15 @@ _LEVELS = {
     "error": logging.ERROR,
     "critical": logging.CRITICAL,
 }
+
+
+# Values msgspec cannot encode natively (an exception, a Path) are logged as their str().
+_json = msgspec.json.Encoder(enc_hook=str)
+
+
+def _to_json(event: dict[str, Any], **_: Any) -> bytes:
+    # JSONRenderer passes json.dumps-style keywords (default=...); msgspec takes none of them.
+    return _json.encode(event)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -33,7 +43,7 @@ def configure_logging(settings: Settings) -> None:
         factory: structlog.types.WrappedLogger = structlog.PrintLoggerFactory(sys.stdout)
     else:
         # msgspec encodes straight to bytes; no stdlib logging hop on the hot path.
-        processors.append(structlog.processors.JSONRenderer(serializer=msgspec.json.encode))
+        processors.append(structlog.processors.JSONRenderer(serializer=_to_json))
         factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
     structlog.configure(
         processors=processors,
