@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -86,6 +87,7 @@ def create_app(
         app.state.auth = Authenticator(settings)
         store = StateStore(store_redis)
         app.state.store = store
+        app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         app.state.onboarding = Onboarding(
             client, store, clock=clock, deadline_seconds=settings.request_deadline_seconds
         )

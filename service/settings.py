@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -32,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_issuer: str = ""
     auth_audience: str = ""
     cors_allow_origins: tuple[str, ...] = ()
+    # Proxies whose X-Forwarded-For is believed when finding the client address for per-address quotas.
+    trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = ""  # "" = json off a TTY, console on one
 
@@ -115,6 +118,12 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
             raise ConfigError(
                 "CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com"
             )
+    proxies = tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError("TRUSTED_PROXIES must be a comma-separated list of addresses or CIDR ranges") from None
     return Settings(
         yativo_base_url=base_url,
         yativo_api_key=env.get("YATIVO_API_KEY", ""),
@@ -129,6 +138,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         auth_issuer=env.get("AUTH_ISSUER", "").strip(),
         auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
         cors_allow_origins=origins,
+        trusted_proxies=proxies,
         log_level=log_level,
         log_format=log_format,
     )

@@ -72,7 +72,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         if isinstance(result, OnboardingState):
             return cls(state=result)
         if isinstance(result, OnboardingError):
-            return cls(code=result.code, action=result.action)
+            return cls(code=result.code, action=result.action, retry_after=result.retry_after)
         if isinstance(result, UpstreamRejected):
             return cls(error="rejected", code=result.code, status=result.status)
         if isinstance(result, UpstreamTimeout):
@@ -87,7 +87,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         if self.state is not None:
             return self.state
         if self.error is None and self.code is not None and self.action is not None:
-            raise OnboardingError(self.code, self.action)
+            raise OnboardingError(self.code, self.action, retry_after=self.retry_after)
         if self.error == "rejected":
             raise UpstreamRejected(self.status or 400, self.code or "UNKNOWN")
         if self.error == "timeout":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -12,12 +13,18 @@ import msgspec
 import structlog
 
 from service.auth import User
+from service.limits import LimitExceeded, Limits, LimitsUnavailable
 from service.onboarding.actions import (
+    EMAIL_VERIFICATION,
+    PHONE,
+    PHONE_VERIFICATION,
+    START,
     AnswerSourceOfFunds,
     CardView,
     CompleteKyc,
     CreateCard,
     Done,
+    Endpoint,
     FieldError,
     FixInput,
     NextAction,
@@ -26,6 +33,7 @@ from service.onboarding.actions import (
     ProvideEmail,
     ProvidePhone,
     Question,
+    RetryLater,
     UseDifferentEmail,
     VerifyEmailCode,
     VerifyPhoneCode,
@@ -92,6 +100,7 @@ class Onboarding:
         self._clock = clock
         self._poll = poll_seconds
         self._flights = Flights(store.redis, store.breaker, deadline_seconds=deadline_seconds)
+        self._limits = Limits(store.redis, store.breaker)
 
     # --- the routes' use cases ------------------------------------------------------------------
     # Each runs as one flight per user (service.onboarding.flights): identical concurrent requests share one run
@@ -103,8 +112,9 @@ class Onboarding:
             return answer(snapshot)  # the frequent read: one Redis round trip
         return await self._flights.run(user.uid, "current", lambda: self._current(user))
 
-    async def start(self, user: User, email: str) -> OnboardingState:
-        return await self._flights.run(user.uid, _flight("start", email), lambda: self._start(user, email))
+    async def start(self, user: User, email: str, client_ip: str | None = None) -> OnboardingState:
+        flight = _flight("start", email)
+        return await self._flights.run(user.uid, flight, lambda: self._start(user, email, client_ip))
 
     async def verify_email(self, user: User, code: str) -> OnboardingState:
         return await self._flights.run(user.uid, _flight("verify_email", code), lambda: self._verify_email(user, code))
@@ -116,9 +126,11 @@ class Onboarding:
         flight = _flight("source_of_funds", *(f"{q}={a}" for q, a in answers))
         return await self._flights.run(user.uid, flight, lambda: self._submit_source_of_funds(user, answers))
 
-    async def request_phone_code(self, user: User, phone_number: str) -> OnboardingState:
+    async def request_phone_code(self, user: User, phone_number: str, client_ip: str | None = None) -> OnboardingState:
         flight = _flight("phone", phone_number)
-        return await self._flights.run(user.uid, flight, lambda: self._request_phone_code(user, phone_number))
+        return await self._flights.run(
+            user.uid, flight, lambda: self._request_phone_code(user, phone_number, client_ip)
+        )
 
     async def verify_phone_code(self, user: User, code: str) -> OnboardingState:
         flight = _flight("verify_phone", code)
@@ -136,10 +148,11 @@ class Onboarding:
             await self._store.save(user.uid, refreshed)
         return answer(refreshed)
 
-    async def _start(self, user: User, email: str) -> OnboardingState:
+    async def _start(self, user: User, email: str, client_ip: str | None) -> OnboardingState:
         snapshot = await self._load(user)
         if snapshot.card_id is not None and not isinstance(decide(snapshot), (VerifyEmailCode, ProvideEmail)):
             return answer(snapshot)  # already past the email steps: starting again is a resume
+        await self._limited(self._limits.quota(user.uid, client_ip, "start"), START)
         try:
             started = await self._effect(
                 user,
@@ -162,6 +175,7 @@ class Onboarding:
             next_step=started.next_step,
             email_masked=mask_email(email),
             otp_expires_at=self._clock() + (started.otp_expires_in_seconds or DEFAULT_OTP_TTL_SECONDS),
+            email_code_sent_at=self._clock(),
         )
         return await self._settle(user, snapshot)
 
@@ -169,6 +183,9 @@ class Onboarding:
         snapshot = await self._load(user)
         self._require(snapshot, VerifyEmailCode)
         assert snapshot.card_id is not None
+        issue = str(snapshot.email_code_sent_at)
+        await self._limited(self._limits.code_attempt(user.uid, "email", issue), Endpoint("POST", EMAIL_VERIFICATION))
+        wrong = False
         try:
             verified = await self._effect(
                 user,
@@ -182,10 +199,15 @@ class Onboarding:
             )
         except UpstreamRejected as exc:
             if exc.code in EMAIL_CODE_WRONG:
+                wrong = True
                 raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
             if exc.code in EMAIL_CODE_DEAD:
+                wrong = True  # also the upstream's own "too many attempts"
                 raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
             return await self._after_rejection(user, snapshot, exc)
+        finally:
+            if not wrong:
+                await self._limits.refund_code_attempt(user.uid, "email", issue)
         snapshot = msgspec.structs.replace(snapshot, flow_status=verified.flow_status, next_step=verified.next_step)
         return await self._settle(user, snapshot)
 
@@ -229,10 +251,11 @@ class Onboarding:
             return await self._after_rejection(user, snapshot, exc)
         return await self._settle(user, msgspec.structs.replace(snapshot, sof_done=True))
 
-    async def _request_phone_code(self, user: User, phone_number: str) -> OnboardingState:
+    async def _request_phone_code(self, user: User, phone_number: str, client_ip: str | None) -> OnboardingState:
         snapshot = await self._load(user)
         self._require(snapshot, (ProvidePhone, VerifyPhoneCode))
         assert snapshot.card_id is not None
+        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), Endpoint("POST", PHONE))
         try:
             sent = await self._effect(
                 user,
@@ -263,12 +286,18 @@ class Onboarding:
                 )
             return await self._after_rejection(user, snapshot, exc)
         del sent  # the upstream's own mask shows too little to recognise the number
-        return await self._settle(user, msgspec.structs.replace(snapshot, phone_masked=mask_phone(phone_number)))
+        sent_now = msgspec.structs.replace(
+            snapshot, phone_masked=mask_phone(phone_number), phone_code_sent_at=self._clock()
+        )
+        return await self._settle(user, sent_now)
 
     async def _verify_phone_code(self, user: User, code: str) -> OnboardingState:
         snapshot = await self._load(user)
         self._require(snapshot, VerifyPhoneCode)
         assert snapshot.card_id is not None
+        issue = str(snapshot.phone_code_sent_at)
+        await self._limited(self._limits.code_attempt(user.uid, "sms", issue), Endpoint("POST", PHONE_VERIFICATION))
+        wrong = False
         try:
             await self._effect(
                 user,
@@ -282,12 +311,16 @@ class Onboarding:
             )
         except UpstreamRejected as exc:
             if exc.code in PHONE_CODE_WRONG:
+                wrong = True
                 raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
             if exc.code in PHONE_CODE_DEAD:
                 snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
                 await self._store.save(user.uid, snapshot)
                 raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
             return await self._after_rejection(user, snapshot, exc)
+        finally:
+            if not wrong:
+                await self._limits.refund_code_attempt(user.uid, "sms", issue)
         snapshot = msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None)
         return await self._settle(user, snapshot)
 
@@ -434,6 +467,23 @@ class Onboarding:
             return s
         return msgspec.structs.replace(s, card=_card_view(listed.cards[0]), flow_status="active")
 
+    # --- limits ------------------------------------------------------------------------------------
+
+    async def _limited(self, check: Awaitable[None], endpoint: Endpoint) -> None:
+        """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream."""
+        try:
+            await check
+        except LimitExceeded as exc:
+            wait = max(1, math.ceil(exc.retry_after))
+            headers = {"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0", "RateLimit-Reset": str(wait)}
+            raise OnboardingError(
+                exc.code, RetryLater(endpoint=endpoint, retry_after_seconds=wait), retry_after=wait, headers=headers
+            ) from None
+        except LimitsUnavailable:
+            raise OnboardingError(
+                "service_unavailable", RetryLater(endpoint=endpoint, retry_after_seconds=2), retry_after=2
+            ) from None
+
     # --- effects whose outcome may be unknown ----------------------------------------------------
 
     async def _effect(self, user: User, snapshot: Snapshot, operation: str, call: Awaitable[T]) -> T:
@@ -505,6 +555,7 @@ class Onboarding:
             otp_expires_at=snapshot.otp_expires_at
             if keep and not _expired(snapshot.otp_expires_at, self._clock())
             else None,
+            email_code_sent_at=self._clock(),  # starting again may have sent a new code
             sof_done=snapshot.sof_done if keep else False,
             phone_verified=snapshot.phone_verified if keep else False,
             phone_masked=snapshot.phone_masked if keep else None,
