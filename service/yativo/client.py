@@ -13,6 +13,7 @@ import httpx
 import msgspec
 
 from service.requestctx import request_id_var
+from service.tracing import instrument_upstream
 from service.yativo.errors import (
     ErrorData,
     UpstreamAuthFailed,
@@ -106,6 +107,7 @@ class YativoClient:
         timeout_seconds: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        tracer_provider: Any = None,
     ) -> None:
         self._api_key = api_key
         self._api_secret = api_secret
@@ -121,6 +123,7 @@ class YativoClient:
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "card-onboarding-bff"},
         )
+        instrument_upstream(self._http, tracer_provider)
 
     async def aclose(self) -> None:
         await self._http.aclose()
