@@ -54,6 +54,7 @@ PYTHON_IMAGE ?= python:3.11-slim-bookworm
 LOCAL_PYTHON_IMAGE := localhost/python-base:3.11-slim-bookworm
 # Passed as a build secret (never stored in a layer) so downloads work behind a TLS-inspecting proxy.
 CA_BUNDLE ?= /etc/ssl/certs/ca-certificates.crt
+comma := ,
 
 image: setup
 	$(VENV)/bin/hadolint Dockerfile
@@ -63,6 +64,6 @@ image: setup
 	  podman image exists $$base || deploy/container/local-base.sh $$base; \
 	fi; \
 	set -x; podman build --isolation=chroot --format docker --pull=never \
-	  $(if $(wildcard $(CA_BUNDLE)),--secret id=ca-bundle,src=$(CA_BUNDLE)) \
+	  $(if $(wildcard $(CA_BUNDLE)),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) \
 	  --build-arg PYTHON_IMAGE=$$base -t $(IMAGE) .
 	deploy/container/smoke.sh $(IMAGE)
