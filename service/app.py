@@ -29,6 +29,7 @@ from service.openapi import finalize as finalize_openapi
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.store import RedisLike, StateStore, connect
+from service.tracing import Tracing
 from service.yativo import YativoClient
 
 log = structlog.get_logger(__name__)
@@ -71,7 +72,10 @@ def create_app(
     upstream_transport: httpx.AsyncBaseTransport | None = None,
     redis: RedisLike | None = None,
     clock: Any = time.time,
+    tracing: Tracing | None = None,
 ) -> Litestar:
+    tracing = tracing or Tracing.from_settings(settings)
+
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         client = YativoClient(
@@ -80,6 +84,7 @@ def create_app(
             settings.yativo_api_secret,
             timeout_seconds=settings.yativo_timeout_seconds,
             transport=upstream_transport,
+            tracer_provider=tracing.provider,
         )
         store_redis = redis if redis is not None else connect(settings.redis_url, cluster=settings.redis_cluster)
         app.state.yativo = client
@@ -129,6 +134,8 @@ def create_app(
     app = Litestar(
         route_handlers=[OnboardingController, livez, readyz, PrometheusController],
         lifespan=[resources],
+        on_shutdown=[tracing.shutdown],
+        plugins=tracing.plugins,
         middleware=[RequestIdMiddleware, prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = ""  # "" = json off a TTY, console on one
+    otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP collector base; tracing is off while empty
+    otel_service_name: str = "card-onboarding-bff"
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         shown = {
@@ -141,4 +143,6 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         trusted_proxies=proxies,
         log_level=log_level,
         log_format=log_format,
+        otel_exporter_otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "", ("https", "http")),
+        otel_service_name=env.get("OTEL_SERVICE_NAME", "").strip() or "card-onboarding-bff",
     )

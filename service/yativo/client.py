@@ -17,6 +17,7 @@ import structlog
 from service import metrics
 from service.breaker import CircuitBreaker
 from service.requestctx import count_upstream_call, request_id_var
+from service.tracing import instrument_upstream
 from service.yativo.errors import (
     ErrorData,
     UpstreamAuthFailed,
@@ -119,6 +120,7 @@ class YativoClient:
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         breaker: CircuitBreaker | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self._breaker = breaker or CircuitBreaker("yativo", on_change=metrics.breaker_changed)
         self._api_key = api_key
@@ -135,6 +137,7 @@ class YativoClient:
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "card-onboarding-bff"},
         )
+        instrument_upstream(self._http, tracer_provider)
 
     @property
     def breaker(self) -> CircuitBreaker:
