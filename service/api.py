@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
 from service.auth import Authenticator, User
+from service.limits import client_address
 from service.onboarding.actions import START, FieldError, FixInput, OnboardingState
 from service.onboarding.flow import Onboarding, OnboardingError
 from service.onboarding.inputs import (
@@ -32,6 +33,11 @@ async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRo
 
 def _user(request: Request[Any, Any, Any]) -> User:
     return request.scope["user"]  # type: ignore[return-value]
+
+
+def _client_ip(request: Request[Any, Any, Any]) -> str | None:
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
 def _onboarding(request: Request[Any, Any, Any]) -> Onboarding:
@@ -84,7 +90,11 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def start(
-        self, data: JSONBody[StartRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[StartRequest],
+        user: NamedDependency[User],
+        onboarding: NamedDependency[Onboarding],
     ) -> OnboardingState:
         email = normalize_email(data.email)
         if email is None:
@@ -92,7 +102,7 @@ class OnboardingController(Controller):
                 "email_invalid",
                 FixInput(endpoint=START, errors=[FieldError("email", "This is not a valid email address.")]),
             )
-        return await onboarding.start(user, email)
+        return await onboarding.start(user, email, _client_ip(request))
 
     @post(
         "/email-verification",
@@ -138,9 +148,13 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def phone(
-        self, data: JSONBody[PhoneRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[PhoneRequest],
+        user: NamedDependency[User],
+        onboarding: NamedDependency[Onboarding],
     ) -> OnboardingState:
-        return await onboarding.request_phone_code(user, data.phone_number)
+        return await onboarding.request_phone_code(user, data.phone_number, _client_ip(request))
 
     @post(
         "/phone-verification",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import structlog
 from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
@@ -20,14 +22,17 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api import OnboardingController
 from service.auth import Authenticator
+from service.breaker import State
 from service.middleware import RequestIdMiddleware
 from service.onboarding.flow import Onboarding
 from service.openapi import finalize as finalize_openapi
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.store import RedisLike, StateStore, connect
+from service.tracing import Tracing
 from service.yativo import YativoClient
 
+log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 16 * 1024
 API_VERSION = "1.0.0"
 
@@ -42,10 +47,12 @@ def livez() -> dict[str, str]:
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     state = request.app.state
     redis_ok = await _redis_ok(state.redis)
+    upstream = state.yativo.breaker.state
     body = {
         "status": "ready" if state.ready else "not_ready",
         "redis": "ok" if redis_ok else "unavailable",
-        "upstream": "ok",
+        # The circuit breaker's view: "open" after repeated failures, "half_open" while probing.
+        "upstream": "ok" if upstream is State.CLOSED else upstream.value,
     }
     # Degraded dependencies still serve what they can: only starting or stopping takes a pod out.
     return Response(body, status_code=200 if state.ready else HTTP_503_SERVICE_UNAVAILABLE)
@@ -65,7 +72,10 @@ def create_app(
     upstream_transport: httpx.AsyncBaseTransport | None = None,
     redis: RedisLike | None = None,
     clock: Any = time.time,
+    tracing: Tracing | None = None,
 ) -> Litestar:
+    tracing = tracing or Tracing.from_settings(settings)
+
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         client = YativoClient(
@@ -74,12 +84,18 @@ def create_app(
             settings.yativo_api_secret,
             timeout_seconds=settings.yativo_timeout_seconds,
             transport=upstream_transport,
+            tracer_provider=tracing.provider,
         )
         store_redis = redis if redis is not None else connect(settings.redis_url, cluster=settings.redis_cluster)
         app.state.yativo = client
         app.state.redis = store_redis
         app.state.auth = Authenticator(settings)
-        app.state.onboarding = Onboarding(client, StateStore(store_redis), clock=clock)
+        store = StateStore(store_redis)
+        app.state.store = store
+        app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        app.state.onboarding = Onboarding(
+            client, store, clock=clock, deadline_seconds=settings.request_deadline_seconds
+        )
         app.state.ready = True
         try:
             yield
@@ -88,6 +104,7 @@ def create_app(
             await client.aclose()
             if redis is None:
                 await store_redis.aclose()  # type: ignore[attr-defined]
+            log.info("stopped", detail="in-flight requests finished, clients closed")
 
     openapi = OpenAPIConfig(
         title="Card onboarding API",
@@ -117,6 +134,8 @@ def create_app(
     app = Litestar(
         route_handlers=[OnboardingController, livez, readyz, PrometheusController],
         lifespan=[resources],
+        on_shutdown=[tracing.shutdown],
+        plugins=tracing.plugins,
         middleware=[RequestIdMiddleware, prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import msgspec
 import structlog
@@ -19,13 +20,13 @@ _LEVELS = {
 }
 
 
-# Whatever msgspec cannot encode natively (an exception, a path) is logged as its str(), never dropped.
+# Values msgspec cannot encode natively (an exception, a Path) are logged as their str().
 _json = msgspec.json.Encoder(enc_hook=str)
 
 
-def _render_json(_: object, __: str, event_dict: structlog.types.EventDict) -> bytes:
-    """The last processor: one JSON line as bytes, for structlog's BytesLogger."""
-    return _json.encode(event_dict)
+def _to_json(event: dict[str, Any], **_: Any) -> bytes:
+    # JSONRenderer passes json.dumps-style keywords (default=...); msgspec takes none of them.
+    return _json.encode(event)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -42,7 +43,7 @@ def configure_logging(settings: Settings) -> None:
         factory: structlog.types.WrappedLogger = structlog.PrintLoggerFactory(sys.stdout)
     else:
         # msgspec encodes straight to bytes; no stdlib logging hop on the hot path.
-        processors.append(_render_json)
+        processors.append(structlog.processors.JSONRenderer(serializer=_to_json))
         factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
     structlog.configure(
         processors=processors,

@@ -73,6 +73,8 @@ CODES: dict[str, tuple[int, str, bool]] = {
     "auth_unavailable": (503, "Sign-in cannot be checked right now", True),
     "upstream_unavailable": (503, "The card provider is unavailable", True),
     "upstream_timeout": (504, "The card provider did not answer in time", True),
+    # Security counters could not be checked (Redis unavailable): refused rather than let through unchecked.
+    "service_unavailable": (503, "Please try again in a moment", True),
 }
 
 # Body fields whose validation has a code of its own.
@@ -116,7 +118,7 @@ def _retry(request: Request[Any, Any, Any], seconds: float | None) -> RetryLater
 
 
 def on_onboarding_error(request: Request[Any, Any, Any], exc: OnboardingError) -> Response[Problem]:
-    return problem(exc.code, exc.action)
+    return problem(exc.code, exc.action, retry_after=exc.retry_after, headers=exc.headers)
 
 
 def on_unauthenticated(request: Request[Any, Any, Any], exc: Unauthenticated) -> Response[Problem]:

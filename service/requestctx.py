@@ -6,3 +6,23 @@ from contextvars import ContextVar
 
 # The inbound request's id, sent upstream as X-Request-ID so one id follows a request end to end.
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class RequestInfo:
+    """What the canonical request log line reports beyond method, path and status; filled in as the request runs."""
+
+    __slots__ = ("next_action", "upstream_calls", "user")
+
+    def __init__(self) -> None:
+        self.user: str | None = None
+        self.next_action: str | None = None
+        self.upstream_calls = 0
+
+
+request_info_var: ContextVar[RequestInfo | None] = ContextVar("request_info", default=None)
+
+
+def count_upstream_call() -> None:
+    info = request_info_var.get()
+    if info is not None:
+        info.upstream_calls += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -22,6 +23,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     yativo_api_secret: str = ""
     # Connect/read/write/pool timeouts for one upstream exchange, in seconds.
     yativo_timeout_seconds: float = 5.0
+    # One overall deadline for all the upstream and Redis work of one inbound request.
+    request_deadline_seconds: float = 8.0
     yativo_webhook_secret: str = ""
     redis_url: str = DEFAULT_REDIS_URL
     redis_cluster: bool = False
@@ -30,8 +33,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_issuer: str = ""
     auth_audience: str = ""
     cors_allow_origins: tuple[str, ...] = ()
+    # Proxies whose X-Forwarded-For is believed when finding the client address for per-address quotas.
+    trusted_proxies: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = ""  # "" = json off a TTY, console on one
+    otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP collector base; tracing is off while empty
+    otel_service_name: str = "card-onboarding-bff"
 
     def __repr__(self) -> str:  # never print secrets, even by accident
         shown = {
@@ -113,11 +120,18 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
             raise ConfigError(
                 "CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com"
             )
+    proxies = tuple(p.strip() for p in env.get("TRUSTED_PROXIES", "").split(",") if p.strip())
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError("TRUSTED_PROXIES must be a comma-separated list of addresses or CIDR ranges") from None
     return Settings(
         yativo_base_url=base_url,
         yativo_api_key=env.get("YATIVO_API_KEY", ""),
         yativo_api_secret=env.get("YATIVO_API_SECRET", ""),
         yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
+        request_deadline_seconds=_float(env, "REQUEST_DEADLINE_SECONDS", 8.0, low=0.5, high=60.0),
         yativo_webhook_secret=env.get("YATIVO_WEBHOOK_SECRET", ""),
         redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),
@@ -126,6 +140,9 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         auth_issuer=env.get("AUTH_ISSUER", "").strip(),
         auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
         cors_allow_origins=origins,
+        trusted_proxies=proxies,
         log_level=log_level,
         log_format=log_format,
+        otel_exporter_otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "", ("https", "http")),
+        otel_service_name=env.get("OTEL_SERVICE_NAME", "").strip() or "card-onboarding-bff",
     )

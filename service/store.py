@@ -10,8 +10,12 @@ and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a d
 | `bff:{u:<uid>}:snap` with no customer yet | empty Snapshot | 10 min | rebuilt from the upstream             |
 
 Policy. Both keys are caches of facts the upstream owns, so they fail open: a Redis error or timeout on a read
-is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. Nothing here is a
-security control; counters that must fail closed live elsewhere.
+is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few
+failures in a row a circuit breaker skips Redis for a moment, so a stalled Redis costs each request nothing
+rather than a socket timeout per command; it probes again by itself. Nothing here is a security control;
+counters that must fail closed live elsewhere and do not consult this breaker.
+
+The single-flight leases (service/onboarding/flights.py) use the same client and breaker.
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ from typing import Any, Protocol
 import msgspec
 import structlog
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from service import metrics
+from service.breaker import CircuitBreaker
 from service.onboarding.snapshot import Snapshot
 
 SNAPSHOT_TTL_SECONDS = 30 * 24 * 3600
@@ -38,7 +47,10 @@ class RedisLike(Protocol):
     """The part of redis-py's asyncio client the store uses (a real Redis, a cluster or fakeredis)."""
 
     async def get(self, name: str) -> Any: ...
+    async def delete(self, *names: str) -> Any: ...
+    async def blpop(self, keys: list[str], timeout: float = 0) -> Any: ...  # noqa: ASYNC109 (redis-py's own signature)
     def pipeline(self, transaction: bool = True) -> Any: ...
+    def register_script(self, script: str) -> Any: ...
 
 
 class Keys:
@@ -51,52 +63,66 @@ class Keys:
 
 
 class StateStore:
-    def __init__(self, redis: RedisLike) -> None:
-        self._redis = redis
+    def __init__(self, redis: RedisLike, *, breaker: CircuitBreaker | None = None) -> None:
+        self.redis = redis
+        self.breaker = breaker or CircuitBreaker(
+            "redis", threshold=3, cooldown=1.0, max_cooldown=5.0, on_change=metrics.breaker_changed
+        )
 
     async def load(self, uid: str) -> Snapshot | None:
         """The cached snapshot, in one round trip; None when missing, unreadable or Redis fails."""
+        if self.breaker.allow() is not None:
+            metrics.CACHE.labels("error").inc()
+            return None
         try:
-            raw = await self._redis.get(Keys(uid).snap)
+            raw = await self.redis.get(Keys(uid).snap)
         except (RedisError, OSError) as exc:
-            log.warning("redis_read_failed", key="snap", error=type(exc).__name__)
+            self._failed("redis_read_failed", exc)
+            metrics.CACHE.labels("error").inc()
             return None
+        self.breaker.success()
         if raw is None:
+            metrics.CACHE.labels("miss").inc()
             return None
         try:
-            return _decode_snapshot(raw)
+            snapshot = _decode_snapshot(raw)
         except msgspec.DecodeError:
             # Written by an incompatible version: a miss, rebuilt from the upstream.
+            metrics.CACHE.labels("miss").inc()
             return None
-
-    async def card_id(self, uid: str) -> str | None:
-        try:
-            raw = await self._redis.get(Keys(uid).card)
-        except (RedisError, OSError) as exc:
-            log.warning("redis_read_failed", key="card", error=type(exc).__name__)
-            return None
-        return raw.decode() if isinstance(raw, bytes) else raw
+        metrics.CACHE.labels("hit").inc()
+        return snapshot
 
     async def save(self, uid: str, snapshot: Snapshot) -> None:
+        if self.breaker.allow() is not None:
+            return
         keys = Keys(uid)
         ttl = SNAPSHOT_TTL_SECONDS if snapshot.card_id else EMPTY_SNAPSHOT_TTL_SECONDS
         try:
-            pipe = self._redis.pipeline(transaction=True)
+            pipe = self.redis.pipeline(transaction=True)
             pipe.set(keys.snap, _encode(snapshot), ex=ttl)
             if snapshot.card_id:
                 pipe.set(keys.card, snapshot.card_id)
             await pipe.execute()
         except (RedisError, OSError) as exc:
-            log.warning("redis_write_failed", key="snap", error=type(exc).__name__)
+            self._failed("redis_write_failed", exc)
+        else:
+            self.breaker.success()
 
     async def forget(self, uid: str) -> None:
         """Drop the cached snapshot (kept: the durable card id) so the next read asks the upstream."""
+        if self.breaker.allow() is not None:
+            return
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.delete(Keys(uid).snap)
-            await pipe.execute()
+            await self.redis.delete(Keys(uid).snap)
         except (RedisError, OSError) as exc:
-            log.warning("redis_write_failed", key="snap", error=type(exc).__name__)
+            self._failed("redis_write_failed", exc)
+        else:
+            self.breaker.success()
+
+    def _failed(self, event: str, exc: BaseException) -> None:
+        self.breaker.failure()
+        log.warning(event, error=type(exc).__name__)
 
 
 def connect(url: str, *, cluster: bool = False) -> RedisLike:
@@ -109,7 +135,9 @@ def connect(url: str, *, cluster: bool = False) -> RedisLike:
         "socket_timeout": 0.5,
         "socket_connect_timeout": 0.5,
         "health_check_interval": 15,
-        "retry_on_timeout": False,
+        # redis-py's default retries ten times with back-off; one immediate retry on a broken connection is enough
+        # to get past a restarted Redis, and a timeout is never retried (the breaker takes over instead).
+        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
     if cluster:
         from redis.asyncio.cluster import RedisCluster

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -186,25 +188,66 @@ class Harness:
         (await self.control.post(f"/_emulator/customers/{email}/kyc", json={"status": status})).raise_for_status()
 
 
-@pytest.fixture
-async def bff(
-    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
-) -> AsyncIterator[Harness]:
-    from litestar.testing import AsyncTestClient
-
-    from service.app import create_app
+def service_settings(**env: str) -> Any:
     from service.settings import load_settings
 
-    settings = load_settings(
+    return load_settings(
         {
             "AUTH_JWT_SECRET": JWT_SECRET,
             "YATIVO_BASE_URL": "http://emulator/api/v1",
             "YATIVO_API_KEY": "yativo_test",
             "YATIVO_API_SECRET": "s3cret",
-            "REDIS_URL": redis_url,
+            **env,
         }
     )
-    clock = FakeClock()
-    app = create_app(settings, upstream_transport=httpx.ASGITransport(app=emulator_app), clock=clock)
-    async with AsyncTestClient(app=app) as client:
-        yield Harness(client, control, clock, redis_admin)
+
+
+@asynccontextmanager
+async def harness(
+    control: httpx.AsyncClient,
+    redis_admin: Any,
+    *,
+    transport: Any = None,
+    clock: FakeClock | None = None,
+    served: bool = False,
+    **env: str,
+) -> AsyncIterator[Harness]:
+    """One app (one "replica") wired to an emulator (in-process transport, or YATIVO_BASE_URL) and a Redis.
+
+    `served`: behind a real uvicorn server on a loopback port, in this event loop, so requests really run
+    concurrently (the test client hands requests to the app one at a time).
+    """
+    from litestar.testing import AsyncTestClient
+
+    from service.app import create_app
+
+    clock = clock or FakeClock()
+    app = create_app(service_settings(**env), upstream_transport=transport, clock=clock)
+    if not served:
+        async with AsyncTestClient(app=app) as client:
+            yield Harness(client, control, clock, redis_admin)
+        return
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits) as client:
+            yield Harness(client, control, clock, redis_admin)
+    finally:
+        server.should_exit = True
+        await serving
+
+
+@pytest.fixture
+async def bff(
+    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
+) -> AsyncIterator[Harness]:
+    async with harness(control, redis_admin, transport=httpx.ASGITransport(app=emulator_app), REDIS_URL=redis_url) as h:
+        yield h

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.breaker import CircuitBreaker, State
 from service.requestctx import request_id_var
 from service.yativo import (
     SofAnswer,
@@ -367,15 +368,111 @@ async def test_a_connection_dropped_after_commit_is_unavailable_and_maybe_commit
     assert (await up.client.lookup_customer(external_id="usr_ada")) is not None
 
 
-async def test_a_stalled_upstream_times_out(socket_upstream: Upstream) -> None:
+async def test_a_stalled_post_times_out_once_and_is_not_resent(socket_upstream: Upstream) -> None:
     up = socket_upstream
-    await up.client.lookup_customer(external_id="usr_a")  # token first, so only the lookup stalls
-    await up.fault(path="/card-issuer/lookup-customer", latencyMs=2000, times=1)
+    await up.client.lookup_customer(external_id="usr_a")  # token first, so only the onboard stalls
+    await up.fault(path="/yativo-card/customers/onboard", latencyMs=900, times=1)
     started = time.monotonic()
     with pytest.raises(UpstreamTimeout) as caught:
-        await up.client.lookup_customer(external_id="usr_a")
-    assert time.monotonic() - started < 1.5
+        await up.client.onboard("ada@example.com", "usr_ada")
+    assert time.monotonic() - started < 0.8
     assert caught.value.maybe_committed is True
+    await asyncio.sleep(0.6)  # the emulator records a call when it has answered it
+    assert len(await up.calls("/customers/onboard")) == 1
+
+
+async def test_a_stalled_read_is_retried_and_answers(socket_upstream: Upstream) -> None:
+    up = socket_upstream
+    await up.client.lookup_customer(external_id="usr_a")
+    await up.fault(path="/card-issuer/lookup-customer", latencyMs=2000, times=1)
+    assert await up.client.lookup_customer(external_id="usr_a") is None
+    assert len(await up.calls("/lookup-customer")) == 3  # the first, the stalled one, the retry
+
+
+async def test_a_read_answered_500_is_retried_but_a_post_is_not(upstream: Upstream) -> None:
+    await up_token(upstream)
+    await upstream.fault(path="/card-issuer/lookup-customer", status=500, body="<html>oops</html>", times=1)
+    assert await upstream.client.lookup_customer(external_id="usr_x") is None
+    await upstream.fault(path="/yativo-card/customers/onboard", status=500, body="<html>oops</html>", times=1)
+    with pytest.raises(UpstreamUnavailable):
+        await upstream.client.onboard("ada@example.com", "usr_ada")
+    assert len(await upstream.calls("/customers/onboard")) == 1
+
+
+async def test_a_short_429_is_waited_out_even_for_a_post(upstream: Upstream) -> None:
+    await up_token(upstream)
+    await upstream.fault(
+        path="/yativo-card/customers/onboard", status=429, headers={"Retry-After": "0"}, body="{}", times=1
+    )
+    answer = await upstream.client.onboard("ada@example.com", "usr_ada")
+    assert answer.yativo_card_id
+    assert len(await upstream.calls("/customers/onboard")) == 2
+
+
+async def test_a_long_429_is_passed_on_without_waiting(upstream: Upstream) -> None:
+    await up_token(upstream)
+    await upstream.fault(path="/card-issuer/lookup-customer", status=429, headers={"Retry-After": "30"}, body="{}")
+    started = time.monotonic()
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await upstream.client.lookup_customer(external_id="usr_x")
+    assert time.monotonic() - started < 0.5
+    assert caught.value.retry_after == 30
+    asked = [c for c in await upstream.calls("/lookup-customer") if c["query"] == "external_id=usr_x"]
+    assert len(asked) == 1
+
+
+async def test_a_refused_connection_is_retried_a_bounded_number_of_times() -> None:
+    async with YativoClient(f"http://127.0.0.1:{free_port()}/api/v1", "k", "s") as client:
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable):
+            await client.lookup_customer(external_id="usr_x")
+        assert time.monotonic() - started < 2.5
+
+
+async def test_the_breaker_opens_after_repeated_failures_and_recovers_by_itself(upstream: Upstream) -> None:
+    now = [1000.0]
+    client = upstream.client
+    client._breaker = CircuitBreaker("test", threshold=3, cooldown=5.0, clock=lambda: now[0])
+    await up_token(upstream)
+    await upstream.fault(path="/yativo-card/customers/*", status=503, body="down")
+    for _ in range(3):
+        with pytest.raises(UpstreamUnavailable):
+            await client.kyc_status("yc_1")  # a read: retried, so one call here may be several upstream
+    assert client.breaker.state is State.OPEN
+    before = len(await upstream.calls("/kyc-status"))
+    started = time.monotonic()
+    with pytest.raises(UpstreamUnavailable) as caught:
+        await client.kyc_status("yc_1")
+    assert time.monotonic() - started < 0.05
+    assert caught.value.circuit_open and caught.value.retry_after is not None
+    assert len(await upstream.calls("/kyc-status")) == before  # answered without calling
+    # A 4xx is an answer, not a failure: it would not have opened the circuit (see below). Now recover.
+    (await upstream.control.delete("/_emulator/faults")).raise_for_status()
+    now[0] += 5.0
+    with pytest.raises(UpstreamRejected):
+        await client.kyc_status("yc_1")  # the probe reaches the upstream, which answers "not found"
+    assert client.breaker.state is State.CLOSED
+
+
+async def test_business_refusals_never_open_the_breaker(upstream: Upstream) -> None:
+    upstream.client._breaker = CircuitBreaker("test", threshold=2)
+    for _ in range(5):
+        with pytest.raises(UpstreamRejected):
+            await upstream.client.kyc_status("yc_unknown")
+    assert upstream.client.breaker.state is State.CLOSED
+
+
+async def test_a_huge_answer_is_refused_without_being_buffered_whole(upstream: Upstream) -> None:
+    await up_token(upstream)
+    await upstream.fault(path="/card-issuer/lookup-customer", status=200, body="x" * (300 * 1024), times=1)
+    with pytest.raises(UpstreamBadResponse) as caught:
+        await upstream.client.lookup_customer(external_id="usr_x")
+    assert "too large" in caught.value.reason
+
+
+async def up_token(up: Upstream) -> None:
+    """Fetch the access token first, so a fault on a wide path hits only the call under test."""
+    await up.client.lookup_customer(external_id="usr_warmup")
 
 
 async def test_a_refused_connection_is_unavailable_and_certainly_not_committed() -> None:

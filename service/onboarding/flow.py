@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import msgspec
 import structlog
 
 from service.auth import User
+from service.limits import LimitExceeded, Limits, LimitsUnavailable
 from service.onboarding.actions import (
+    EMAIL_VERIFICATION,
+    PHONE,
+    PHONE_VERIFICATION,
+    START,
     AnswerSourceOfFunds,
     CardView,
     CompleteKyc,
     CreateCard,
     Done,
+    Endpoint,
     FieldError,
     FixInput,
     NextAction,
@@ -23,6 +33,7 @@ from service.onboarding.actions import (
     ProvideEmail,
     ProvidePhone,
     Question,
+    RetryLater,
     UseDifferentEmail,
     VerifyEmailCode,
     VerifyPhoneCode,
@@ -46,10 +57,14 @@ from service.onboarding.decide import (
     in_identity,
     step_of,
 )
+from service.onboarding.errors import OnboardingError
+from service.onboarding.flights import Flights
 from service.onboarding.masking import mask_email, mask_phone
 from service.onboarding.snapshot import Snapshot
 from service.store import StateStore
-from service.yativo import Card, Customer, SofAnswer, UpstreamRejected, YativoClient
+from service.yativo import Card, Customer, SofAnswer, UpstreamRejected, UpstreamUnavailable, YativoClient
+
+T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
@@ -57,16 +72,6 @@ log = structlog.get_logger(__name__)
 KYC_LINK_TTL_SECONDS = 3600
 KYC_LINK_REFRESH_MARGIN_SECONDS = 120
 DEFAULT_OTP_TTL_SECONDS = 600
-
-
-class OnboardingError(Exception):
-    """An expected refusal with a stable code; the answer still says what to do next."""
-
-    def __init__(self, code: str, action: NextAction, snapshot: Snapshot | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.action = action
-        self.snapshot = snapshot
 
 
 def answer(snapshot: Snapshot, action: NextAction | None = None) -> OnboardingState:
@@ -88,27 +93,77 @@ class Onboarding:
         *,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
+        deadline_seconds: float = 8.0,
     ) -> None:
         self._yativo = yativo
         self._store = store
         self._clock = clock
         self._poll = poll_seconds
+        self._flights = Flights(store.redis, store.breaker, deadline_seconds=deadline_seconds)
+        self._limits = Limits(store.redis, store.breaker)
 
     # --- the routes' use cases ------------------------------------------------------------------
+    # Each runs as one flight per user (service.onboarding.flights): identical concurrent requests share one run
+    # and its answer, different ones for the same user take turns, all within the request deadline.
 
     async def current(self, user: User) -> OnboardingState:
-        snapshot = await self._load(user)
+        snapshot = await self._store.load(user.uid)
+        if snapshot is not None and snapshot.unsettled is None and not self._poll_due(snapshot):
+            return answer(snapshot)  # the frequent read: one Redis round trip
+        return await self._flights.run(user.uid, "current", lambda: self._current(user))
+
+    async def start(self, user: User, email: str, client_ip: str | None = None) -> OnboardingState:
+        flight = _flight("start", email)
+        return await self._flights.run(user.uid, flight, lambda: self._start(user, email, client_ip))
+
+    async def verify_email(self, user: User, code: str) -> OnboardingState:
+        return await self._flights.run(user.uid, _flight("verify_email", code), lambda: self._verify_email(user, code))
+
+    async def kyc_session(self, user: User) -> OnboardingState:
+        return await self._flights.run(user.uid, "kyc_session", lambda: self._kyc_session(user))
+
+    async def submit_source_of_funds(self, user: User, answers: Sequence[tuple[str, str]]) -> OnboardingState:
+        flight = _flight("source_of_funds", *(f"{q}={a}" for q, a in answers))
+        return await self._flights.run(user.uid, flight, lambda: self._submit_source_of_funds(user, answers))
+
+    async def request_phone_code(self, user: User, phone_number: str, client_ip: str | None = None) -> OnboardingState:
+        flight = _flight("phone", phone_number)
+        return await self._flights.run(
+            user.uid, flight, lambda: self._request_phone_code(user, phone_number, client_ip)
+        )
+
+    async def verify_phone_code(self, user: User, code: str) -> OnboardingState:
+        flight = _flight("verify_phone", code)
+        return await self._flights.run(user.uid, flight, lambda: self._verify_phone_code(user, code))
+
+    async def create_card(self, user: User) -> OnboardingState:
+        return await self._flights.run(user.uid, "card", lambda: self._create_card(user))
+
+    # --- one run of each --------------------------------------------------------------------------
+
+    async def _current(self, user: User) -> OnboardingState:
+        snapshot = await self._load(user)  # read again: the run before this one may just have refreshed it
         refreshed = await self._poll_if_due(snapshot)
         if refreshed is not snapshot:
             await self._store.save(user.uid, refreshed)
         return answer(refreshed)
 
-    async def start(self, user: User, email: str) -> OnboardingState:
+    async def _start(self, user: User, email: str, client_ip: str | None) -> OnboardingState:
         snapshot = await self._load(user)
         if snapshot.card_id is not None and not isinstance(decide(snapshot), (VerifyEmailCode, ProvideEmail)):
             return answer(snapshot)  # already past the email steps: starting again is a resume
+        await self._limited(self._limits.quota(user.uid, client_ip, "start"), START)
         try:
-            started = await self._yativo.onboard(email, user.external_customer_id)
+            started = await self._effect(
+                user,
+                snapshot,
+                "onboard",
+                self._yativo.onboard(
+                    email,
+                    user.external_customer_id,
+                    idempotency_key=_idempotency_key(user, "onboard", email, snapshot.otp_expires_at),
+                ),
+            )
         except UpstreamRejected as exc:
             return await self._resume_after_onboard(user, snapshot, email, exc)
         if started.external_customer_id not in (None, user.external_customer_id):
@@ -120,31 +175,49 @@ class Onboarding:
             next_step=started.next_step,
             email_masked=mask_email(email),
             otp_expires_at=self._clock() + (started.otp_expires_in_seconds or DEFAULT_OTP_TTL_SECONDS),
+            email_code_sent_at=self._clock(),
         )
         return await self._settle(user, snapshot)
 
-    async def verify_email(self, user: User, code: str) -> OnboardingState:
+    async def _verify_email(self, user: User, code: str) -> OnboardingState:
         snapshot = await self._load(user)
         self._require(snapshot, VerifyEmailCode)
         assert snapshot.card_id is not None
+        issue = str(snapshot.email_code_sent_at)
+        await self._limited(self._limits.code_attempt(user.uid, "email", issue), Endpoint("POST", EMAIL_VERIFICATION))
+        wrong = False
         try:
-            verified = await self._yativo.verify_otp(snapshot.card_id, code)
+            verified = await self._effect(
+                user,
+                snapshot,
+                "verify_otp",
+                self._yativo.verify_otp(
+                    snapshot.card_id,
+                    code,
+                    idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.otp_expires_at),
+                ),
+            )
         except UpstreamRejected as exc:
             if exc.code in EMAIL_CODE_WRONG:
+                wrong = True
                 raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
             if exc.code in EMAIL_CODE_DEAD:
+                wrong = True  # also the upstream's own "too many attempts"
                 raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
             return await self._after_rejection(user, snapshot, exc)
+        finally:
+            if not wrong:
+                await self._limits.refund_code_attempt(user.uid, "email", issue)
         snapshot = msgspec.structs.replace(snapshot, flow_status=verified.flow_status, next_step=verified.next_step)
         return await self._settle(user, snapshot)
 
-    async def kyc_session(self, user: User) -> OnboardingState:
+    async def _kyc_session(self, user: User) -> OnboardingState:
         snapshot = await self._load(user)
         self._require(snapshot, CompleteKyc)
         snapshot = await self._with_kyc_link(snapshot)
         return await self._settle(user, snapshot)
 
-    async def submit_source_of_funds(self, user: User, answers: Sequence[tuple[str, str]]) -> OnboardingState:
+    async def _submit_source_of_funds(self, user: User, answers: Sequence[tuple[str, str]]) -> OnboardingState:
         snapshot = await self._load(user)
         action = self._require(snapshot, AnswerSourceOfFunds)
         errors = check_answers(action.questions, answers)
@@ -152,8 +225,15 @@ class Onboarding:
             raise OnboardingError("validation_failed", FixInput(endpoint=action.endpoint, errors=errors), snapshot)
         assert snapshot.card_id is not None
         try:
-            await self._yativo.submit_source_of_funds(
-                snapshot.card_id, [SofAnswer(question=q, answer=a) for q, a in answers]
+            await self._effect(
+                user,
+                snapshot,
+                "source_of_funds",
+                self._yativo.submit_source_of_funds(
+                    snapshot.card_id,
+                    [SofAnswer(question=q, answer=a) for q, a in answers],
+                    idempotency_key=_idempotency_key(user, "source_of_funds", *(f"{q}={a}" for q, a in answers)),
+                ),
             )
         except UpstreamRejected as exc:
             if exc.code.startswith("INVALID_"):
@@ -171,12 +251,22 @@ class Onboarding:
             return await self._after_rejection(user, snapshot, exc)
         return await self._settle(user, msgspec.structs.replace(snapshot, sof_done=True))
 
-    async def request_phone_code(self, user: User, phone_number: str) -> OnboardingState:
+    async def _request_phone_code(self, user: User, phone_number: str, client_ip: str | None) -> OnboardingState:
         snapshot = await self._load(user)
         self._require(snapshot, (ProvidePhone, VerifyPhoneCode))
         assert snapshot.card_id is not None
+        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), Endpoint("POST", PHONE))
         try:
-            sent = await self._yativo.request_phone_verification(snapshot.card_id, phone_number)
+            sent = await self._effect(
+                user,
+                snapshot,
+                "phone",
+                self._yativo.request_phone_verification(
+                    snapshot.card_id,
+                    phone_number,
+                    idempotency_key=_idempotency_key(user, "phone", phone_number, snapshot.phone_masked),
+                ),
+            )
         except UpstreamRejected as exc:
             if exc.code == "INVALID_PHONE_NUMBER":
                 raise OnboardingError(
@@ -196,33 +286,60 @@ class Onboarding:
                 )
             return await self._after_rejection(user, snapshot, exc)
         del sent  # the upstream's own mask shows too little to recognise the number
-        return await self._settle(user, msgspec.structs.replace(snapshot, phone_masked=mask_phone(phone_number)))
+        sent_now = msgspec.structs.replace(
+            snapshot, phone_masked=mask_phone(phone_number), phone_code_sent_at=self._clock()
+        )
+        return await self._settle(user, sent_now)
 
-    async def verify_phone_code(self, user: User, code: str) -> OnboardingState:
+    async def _verify_phone_code(self, user: User, code: str) -> OnboardingState:
         snapshot = await self._load(user)
         self._require(snapshot, VerifyPhoneCode)
         assert snapshot.card_id is not None
+        issue = str(snapshot.phone_code_sent_at)
+        await self._limited(self._limits.code_attempt(user.uid, "sms", issue), Endpoint("POST", PHONE_VERIFICATION))
+        wrong = False
         try:
-            await self._yativo.verify_phone(snapshot.card_id, code)
+            await self._effect(
+                user,
+                snapshot,
+                "verify_phone",
+                self._yativo.verify_phone(
+                    snapshot.card_id,
+                    code,
+                    idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_masked),
+                ),
+            )
         except UpstreamRejected as exc:
             if exc.code in PHONE_CODE_WRONG:
+                wrong = True
                 raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
             if exc.code in PHONE_CODE_DEAD:
                 snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
                 await self._store.save(user.uid, snapshot)
                 raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
             return await self._after_rejection(user, snapshot, exc)
+        finally:
+            if not wrong:
+                await self._limits.refund_code_attempt(user.uid, "sms", issue)
         snapshot = msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None)
         return await self._settle(user, snapshot)
 
-    async def create_card(self, user: User) -> OnboardingState:
+    async def _create_card(self, user: User) -> OnboardingState:
         snapshot = await self._load(user)
         if isinstance(decide(snapshot), Done):
             return answer(snapshot)  # a double submit: the card exists, ask nobody
         self._require(snapshot, (CreateCard, WaitForAccount))
         assert snapshot.card_id is not None
         try:
-            await self._yativo.create_virtual_card(snapshot.card_id)
+            # One card per customer, ever: the same key on every attempt and every replica.
+            await self._effect(
+                user,
+                snapshot,
+                "card",
+                self._yativo.create_virtual_card(
+                    snapshot.card_id, idempotency_key=_idempotency_key(user, "card", snapshot.card_id)
+                ),
+            )
         except UpstreamRejected as exc:
             if exc.code in WALLET_NOT_READY:
                 snapshot = msgspec.structs.replace(snapshot, safe_deployed=False, account_checked_at=self._clock())
@@ -237,6 +354,8 @@ class Onboarding:
 
     async def _load(self, user: User) -> Snapshot:
         snapshot = await self._store.load(user.uid)
+        if snapshot is not None and snapshot.unsettled is not None:
+            return await self._reconcile(user, snapshot)
         if snapshot is not None:
             return snapshot
         # Redis lost it (flush, expiry, restart): the upstream still knows; find the customer by our own id.
@@ -274,6 +393,19 @@ class Onboarding:
             if s.sof_done and s.phone_verified and s.safe_deployed is None:
                 s = await self._with_account(s)
         return s
+
+    def _poll_due(self, s: Snapshot) -> bool:
+        """Whether a read should ask the upstream: a state only it moves, not asked within the poll interval."""
+        now = self._clock()
+        action = decide(s)
+        in_review = isinstance(action, (WaitForKyc, CompleteKyc)) and s.flow_status in FLOW_KYC | {None}
+        if in_review and _due(s.kyc_checked_at, now, self._poll):
+            return True
+        if isinstance(action, CompleteKyc):
+            return _expired(s.kyc_url_expires_at, now)
+        if isinstance(action, WaitForAccount):
+            return _due(s.account_checked_at, now, self._poll)
+        return False
 
     async def _poll_if_due(self, s: Snapshot) -> Snapshot:
         """On a read, re-ask the upstream about the states only it moves: KYC review and account set-up."""
@@ -335,6 +467,61 @@ class Onboarding:
             return s
         return msgspec.structs.replace(s, card=_card_view(listed.cards[0]), flow_status="active")
 
+    # --- limits ------------------------------------------------------------------------------------
+
+    async def _limited(self, check: Awaitable[None], endpoint: Endpoint) -> None:
+        """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream."""
+        try:
+            await check
+        except LimitExceeded as exc:
+            wait = max(1, math.ceil(exc.retry_after))
+            headers = {"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0", "RateLimit-Reset": str(wait)}
+            raise OnboardingError(
+                exc.code, RetryLater(endpoint=endpoint, retry_after_seconds=wait), retry_after=wait, headers=headers
+            ) from None
+        except LimitsUnavailable:
+            raise OnboardingError(
+                "service_unavailable", RetryLater(endpoint=endpoint, retry_after_seconds=2), retry_after=2
+            ) from None
+
+    # --- effects whose outcome may be unknown ----------------------------------------------------
+
+    async def _effect(self, user: User, snapshot: Snapshot, operation: str, call: Awaitable[T]) -> T:
+        """Run one mutating upstream call. If its outcome cannot be known (timeout, dropped connection, the
+        request deadline), note it, so the next request reads the upstream before anything is sent again."""
+        try:
+            return await call
+        except UpstreamUnavailable as exc:
+            if exc.maybe_committed:
+                await self._store.save(user.uid, msgspec.structs.replace(snapshot, unsettled=operation))
+            raise
+        except asyncio.CancelledError:
+            await asyncio.shield(self._store.save(user.uid, msgspec.structs.replace(snapshot, unsettled=operation)))
+            raise
+
+    async def _reconcile(self, user: User, snapshot: Snapshot) -> Snapshot:
+        """Read what the upstream made of a create we could not see the end of; keep our own progress notes."""
+        log.info("reconciling", operation=snapshot.unsettled)
+        settled = msgspec.structs.replace(snapshot, unsettled=None)
+        if snapshot.unsettled == "card" and snapshot.card_id is not None:
+            s = await self._with_card(settled)
+        else:
+            found = await self._from_upstream(user)
+            if found.card_id is None:
+                s = settled
+            elif found.card_id != snapshot.card_id:
+                s = msgspec.structs.replace(found, email_masked=found.email_masked or snapshot.email_masked)
+            else:
+                s = msgspec.structs.replace(
+                    settled,
+                    flow_status=found.flow_status or snapshot.flow_status,
+                    kyc_status=found.kyc_status or snapshot.kyc_status,
+                    card=found.card or snapshot.card,
+                )
+            s = await self._complete(s)
+        await self._store.save(user.uid, s)
+        return s
+
     # --- resuming -------------------------------------------------------------------------------
 
     async def _resume_after_onboard(
@@ -368,6 +555,7 @@ class Onboarding:
             otp_expires_at=snapshot.otp_expires_at
             if keep and not _expired(snapshot.otp_expires_at, self._clock())
             else None,
+            email_code_sent_at=self._clock(),  # starting again may have sent a new code
             sof_done=snapshot.sof_done if keep else False,
             phone_verified=snapshot.phone_verified if keep else False,
             phone_masked=snapshot.phone_masked if keep else None,
@@ -430,6 +618,21 @@ def _card_view(card: Card) -> CardView:
     return CardView(
         last_four=last4 if last4 and len(last4) == 4 and last4.isascii() and last4.isdigit() else None, status=status
     )
+
+
+def _flight(step: str, *inputs: object) -> str:
+    """A flight id: the step and a digest of its input, so the input itself (a code, an email) never reaches Redis."""
+    if not inputs:
+        return step
+    digest = hashlib.blake2b("\x1f".join(map(str, inputs)).encode(), digest_size=12, person=b"bff-flight")
+    return f"{step}:{digest.hexdigest()}"
+
+
+def _idempotency_key(user: User, step: str, *parts: object) -> str:
+    """The same user, step and attempt give the same key, on every replica (attempt: what the parts pin down,
+    e.g. the code being verified and the code issue it belongs to)."""
+    material = "\x1f".join([user.external_customer_id, step, *map(str, parts)]).encode()
+    return f"bff-{step}-{hashlib.blake2b(material, digest_size=16, person=b'bff-idem').hexdigest()}"
 
 
 def _expired(at: float | None, now: float) -> bool:

@@ -19,6 +19,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     next_step: str | None = None
     email_masked: str | None = None
     otp_expires_at: float | None = None
+    # When an email code was last asked for: identifies the issued code the guessing limit counts against.
+    email_code_sent_at: float | None = None
     kyc_status: str | None = None
     kyc_url: str | None = None
     kyc_url_expires_at: float | None = None
@@ -27,6 +29,11 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     sof_done: bool = False
     phone_masked: str | None = None
     phone_verified: bool = False
+    # When the current SMS code was asked for: identifies the issued code the guessing limit counts against.
+    phone_code_sent_at: float | None = None
     safe_deployed: bool | None = None
     account_checked_at: float | None = None
     card: CardView | None = None
+    # A create whose outcome we could not see (timeout, dropped connection, deadline): the next request reads the
+    # upstream before anything is sent again. Holds the upstream operation ("onboard", "card", ...).
+    unsettled: str | None = None

@@ -11,8 +11,13 @@ from urllib.parse import quote
 
 import httpx
 import msgspec
+import stamina
+import structlog
 
-from service.requestctx import request_id_var
+from service import metrics
+from service.breaker import CircuitBreaker
+from service.requestctx import count_upstream_call, request_id_var
+from service.tracing import instrument_upstream
 from service.yativo.errors import (
     ErrorData,
     UpstreamAuthFailed,
@@ -38,11 +43,19 @@ from service.yativo.models import (
 )
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 # Never wait longer than this for a Retry-After the upstream asks for; past it we answer "retry later".
 MAX_RETRY_AFTER_SECONDS = 60.0
 # Used when the token answer gives no refresh hint; the docs recommend refreshing 300 s before expiry.
 DEFAULT_REFRESH_BEFORE_SECONDS = 300.0
+# Our answers are small JSON documents; anything bigger is refused before it is buffered whole.
+MAX_BODY_BYTES = 256 * 1024
+# At most three attempts within two seconds; the inbound request's own deadline bounds it all anyway.
+RETRY_ATTEMPTS = 3
+RETRY_BUDGET_SECONDS = 2.0
+# A 429 asking for a longer wait than this is passed on to the frontend as retry_later instead.
+MAX_INLINE_RETRY_AFTER_SECONDS = 1.0
 
 
 class _Envelope(msgspec.Struct, Generic[T], kw_only=True):
@@ -106,7 +119,10 @@ class YativoClient:
         timeout_seconds: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        breaker: CircuitBreaker | None = None,
+        tracer_provider: Any = None,
     ) -> None:
+        self._breaker = breaker or CircuitBreaker("yativo", on_change=metrics.breaker_changed)
         self._api_key = api_key
         self._api_secret = api_secret
         self._clock = clock
@@ -121,6 +137,11 @@ class YativoClient:
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "card-onboarding-bff"},
         )
+        instrument_upstream(self._http, tracer_provider)
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        return self._breaker
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -228,16 +249,91 @@ class YativoClient:
         idempotency_key: str | None = None,
     ) -> T:
         content = None if json is None else _encoder.encode(json)
-        token = await self._access_token()
-        response = await self._send(method, path, token, content, params, idempotency_key)
-        if response.status_code == 401:
-            # The token may have been revoked or expired early: refresh once, retry once.
-            self._forget(token)
+        operation = _operation(method, path)
+        # Retries only where they cannot repeat an effect: reads, requests that never left this process,
+        # and 429s (refused unprocessed) whose Retry-After is short. Bounded in attempts and time, jittered.
+        async for attempt in stamina.retry_context(
+            on=_retry_hook(method),
+            attempts=RETRY_ATTEMPTS,
+            timeout=RETRY_BUDGET_SECONDS,
+            wait_initial=0.05,
+            wait_max=0.5,
+            wait_jitter=0.05,
+        ):
+            with attempt:
+                return await self._attempt(operation, method, path, kind, content, params, idempotency_key)
+        raise AssertionError("unreachable: stamina re-raises the last failure")  # pragma: no cover
+
+    async def _attempt(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        kind: type[T],
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        idempotency_key: str | None,
+    ) -> T:
+        wait = self._breaker.allow()
+        if wait is not None:
+            metrics.UPSTREAM_CALLS.labels(operation, "circuit_open").inc()
+            raise UpstreamUnavailable("circuit open", retry_after=max(wait, 1.0), circuit_open=True)
+        started = time.perf_counter()
+        outcome = "ok"
+        status: int | None = None
+        try:
             token = await self._access_token()
             response = await self._send(method, path, token, content, params, idempotency_key)
             if response.status_code == 401:
-                raise UpstreamAuthFailed("the upstream refused a freshly issued access token")
-        return _read(response, kind)
+                # The token may have been revoked or expired early: refresh once, retry once.
+                self._forget(token)
+                token = await self._access_token()
+                response = await self._send(method, path, token, content, params, idempotency_key)
+                if response.status_code == 401:
+                    raise UpstreamAuthFailed("the upstream refused a freshly issued access token")
+            status = response.status_code
+            result = _read(response, kind)
+        except UpstreamRejected:
+            outcome = "rejected"  # the upstream is up and said no: not a reason to open the circuit
+            self._breaker.success()
+            raise
+        except UpstreamTimeout:
+            outcome = "timeout"
+            self._breaker.failure()
+            raise
+        except UpstreamUnavailable as exc:
+            outcome = "unavailable"
+            if exc.status == 429:
+                self._breaker.success()  # reachable, only busy: Retry-After governs, not the breaker
+            else:
+                self._breaker.failure()
+            raise
+        except UpstreamBadResponse:
+            outcome = "bad_response"
+            self._breaker.failure()
+            raise
+        except UpstreamAuthFailed:
+            outcome = "auth_failed"
+            self._breaker.release()
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            self._breaker.release()
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.UPSTREAM_CALLS.labels(operation, outcome).inc()
+            metrics.UPSTREAM_SECONDS.labels(operation).observe(elapsed)
+            count_upstream_call()
+            log.info(
+                "upstream_call",
+                operation=operation,
+                status=status,
+                outcome=outcome,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+        self._breaker.success()
+        return result
 
     async def _send(
         self,
@@ -247,7 +343,7 @@ class YativoClient:
         content: bytes | None,
         params: Mapping[str, str] | None,
         idempotency_key: str | None,
-    ) -> httpx.Response:
+    ) -> _Answer:
         headers = {"Authorization": f"Bearer {token}"}
         if content is not None:
             headers["Content-Type"] = "application/json"
@@ -299,6 +395,42 @@ class YativoClient:
             self._token = None
 
 
+class _Answer:
+    """An upstream answer read in full (and bounded): status, headers and body."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+
+def _retry_hook(method: str) -> Callable[[Exception], bool | float]:
+    def hook(exc: Exception) -> bool | float:
+        if not isinstance(exc, UpstreamUnavailable) or exc.circuit_open:
+            return False
+        if exc.status == 429:
+            # Refused before any processing, so safe for every method; wait only as long as asked, if short.
+            if exc.retry_after is not None and exc.retry_after <= MAX_INLINE_RETRY_AFTER_SECONDS:
+                return max(exc.retry_after, 0.05)
+            return False
+        if method == "GET":
+            return True
+        return not exc.maybe_committed and exc.status is None  # a POST only when it never left this process
+
+    return hook
+
+
+def _operation(method: str, path: str) -> str:
+    """A bounded metric label: the path with ids and queries taken out."""
+    if path.startswith("/yativo-card/customers/") and path.count("/") > 3:
+        return f"{method} /yativo-card/customers/{{id}}/{path.split('/', 4)[4]}"
+    if path.startswith("/card-issuer/customers/"):
+        return f"{method} /card-issuer/customers/{{id}}"
+    return f"{method} {path}"
+
+
 def _customer(card_id: str, action: str) -> str:
     # The id comes from the upstream or our store, never the frontend; quoting keeps it one path segment.
     return f"/yativo-card/customers/{quote(card_id, safe='')}/{action}"
@@ -312,9 +444,10 @@ async def _exchange(
     headers: Mapping[str, str],
     content: bytes | None = None,
     params: Mapping[str, str] | None = None,
-) -> httpx.Response:
+) -> _Answer:
+    request = http.build_request(method, path, headers=headers, content=content, params=params)
     try:
-        return await http.request(method, path, headers=headers, content=content, params=params)
+        response = await http.send(request, stream=True)
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Never left this process: certainly not committed upstream.
         raise UpstreamUnavailable(type(exc).__name__, maybe_committed=False) from None
@@ -323,9 +456,27 @@ async def _exchange(
     except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
         # Dropped mid-exchange: the upstream may have acted on the request.
         raise UpstreamUnavailable(type(exc).__name__, maybe_committed=True) from None
+    try:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise UpstreamBadResponse("answer is too large", status=response.status_code)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise UpstreamBadResponse("answer is too large", status=response.status_code)
+            chunks.append(chunk)
+        return _Answer(response.status_code, response.headers, b"".join(chunks))
+    except httpx.TimeoutException as exc:
+        raise UpstreamTimeout(type(exc).__name__, maybe_committed=True) from None
+    except (httpx.TransportError, httpx.DecodingError, OSError) as exc:
+        raise UpstreamUnavailable(type(exc).__name__, maybe_committed=True) from None
+    finally:
+        await response.aclose()
 
 
-def _raise_for_unavailable(response: httpx.Response) -> None:
+def _raise_for_unavailable(response: _Answer) -> None:
     status = response.status_code
     if status == 429:
         raise UpstreamUnavailable(
@@ -337,7 +488,7 @@ def _raise_for_unavailable(response: httpx.Response) -> None:
         )
 
 
-def _read(response: httpx.Response, kind: type[T]) -> T:
+def _read(response: _Answer, kind: type[T]) -> T:
     status = response.status_code
     if 200 <= status < 300:
         try:
@@ -350,7 +501,7 @@ def _read(response: httpx.Response, kind: type[T]) -> T:
     raise UpstreamBadResponse(f"unexpected status {status}", status=status)
 
 
-def _rejection(response: httpx.Response) -> UpstreamRejected | UpstreamBadResponse:
+def _rejection(response: _Answer) -> UpstreamRejected | UpstreamBadResponse:
     try:
         body = _error_decoder.decode(response.content)
     except msgspec.DecodeError:

@@ -44,9 +44,12 @@ class UpstreamUnavailable(YativoError):
         status: int | None = None,
         retry_after: float | None = None,
         maybe_committed: bool = False,
+        circuit_open: bool = False,
     ) -> None:
         super().__init__(f"upstream unavailable: {reason}")
         self.reason = reason
+        # True when this process did not even try: the circuit breaker is open after repeated failures.
+        self.circuit_open = circuit_open
         self.status = status
         self.retry_after = retry_after
         # True when the request may have reached the upstream and been acted on (read timeout, dropped

@@ -1,0 +1,249 @@
+"""Single flight: concurrent identical requests of one user share one run and its answer, on one replica or many.
+
+In this process, identical requests (same user, same flight id) await one task; a different request of the same user
+waits for the running one to finish first. Across replicas, a short Redis lease per user elects one runner; the
+others wait on a wake-up list (BLPOP, so they wake within a millisecond of the release rather than polling) and then
+read the runner's outcome, which it publishes under its lease token.
+
+The lease only saves upstream calls. It can expire under a paused process and Redis can lose it on failover, so
+correctness still rests on the upstream's de-duplication by external_customer_id and on reconciling by reading.
+Every Redis step fails open: if Redis is slow or down, each request simply runs by itself.
+
+Keys (one hash tag per user, so the scripts work on a Redis Cluster):
+
+| key                             | value                            | TTL                   |
+|---------------------------------|----------------------------------|-----------------------|
+| `bff:{u:<uid>}:lease`           | `<token>|<flight id>`            | deadline + 1 s        |
+| `bff:{u:<uid>}:outcome:<token>` | the runner's Outcome (msgpack)   | 10 s                  |
+| `bff:{u:<uid>}:wake:<token>`    | a wake-up token for BLPOP        | 10 s                  |
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
+from redis.exceptions import RedisError
+
+from service import metrics
+from service.breaker import CircuitBreaker
+from service.onboarding.actions import NextAction, OnboardingState
+from service.onboarding.errors import OnboardingError
+from service.yativo import (
+    UpstreamAuthFailed,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    YativoError,
+)
+
+log = structlog.get_logger(__name__)
+
+OUTCOME_TTL_MS = 10_000
+WAKE_POLL_SECONDS = 0.25  # below the Redis socket timeout, so a blocking wait never looks like a dead Redis
+
+# Release the lease only if it is still ours, publish the outcome, and wake whoever waits on this token.
+_FINISH = """
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1]) end
+if ARGV[2] ~= '' then redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+redis.call('rpush', KEYS[3], '1')
+redis.call('pexpire', KEYS[3], ARGV[3])
+return 1
+"""
+
+
+class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a run ended with, as followers on other replicas need it to answer the same."""
+
+    state: OnboardingState | None = None
+    code: str | None = None
+    action: NextAction | None = None
+    error: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+
+    @classmethod
+    def of(cls, result: OnboardingState | BaseException) -> Outcome:
+        if isinstance(result, OnboardingState):
+            return cls(state=result)
+        if isinstance(result, OnboardingError):
+            return cls(code=result.code, action=result.action, retry_after=result.retry_after)
+        if isinstance(result, UpstreamRejected):
+            return cls(error="rejected", code=result.code, status=result.status)
+        if isinstance(result, UpstreamTimeout):
+            return cls(error="timeout", retry_after=result.retry_after)
+        if isinstance(result, UpstreamUnavailable):
+            return cls(error="unavailable", status=result.status, retry_after=result.retry_after)
+        if isinstance(result, UpstreamAuthFailed):
+            return cls(error="auth_failed")
+        return cls(error="bad_response", status=getattr(result, "status", None))
+
+    def unwrap(self) -> OnboardingState:
+        if self.state is not None:
+            return self.state
+        if self.error is None and self.code is not None and self.action is not None:
+            raise OnboardingError(self.code, self.action, retry_after=self.retry_after)
+        if self.error == "rejected":
+            raise UpstreamRejected(self.status or 400, self.code or "UNKNOWN")
+        if self.error == "timeout":
+            raise UpstreamTimeout("the same request timed out on another replica", retry_after=self.retry_after)
+        if self.error == "unavailable":
+            raise UpstreamUnavailable(
+                "the same request failed on another replica", status=self.status, retry_after=self.retry_after
+            )
+        if self.error == "auth_failed":
+            raise UpstreamAuthFailed("the same request failed on another replica")
+        raise UpstreamBadResponse("the same request failed on another replica", status=self.status)
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
+_SHAREABLE = (OnboardingError, YativoError)
+
+
+class _Flight:
+    __slots__ = ("id", "task")
+
+    def __init__(self, flight_id: str, task: asyncio.Future[OnboardingState]) -> None:
+        self.id = flight_id
+        self.task = task
+
+
+class Flights:
+    def __init__(self, redis: Any, breaker: CircuitBreaker, *, deadline_seconds: float) -> None:
+        self._redis = redis
+        self._breaker = breaker
+        self._deadline = deadline_seconds
+        self._lease_ms = int((deadline_seconds + 1.0) * 1000)
+        self._local: dict[str, _Flight] = {}
+        self._finish_script: Any = None
+
+    async def run(self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]]) -> OnboardingState:
+        """Run `work` once for all identical concurrent calls, within the request deadline."""
+        while (running := self._local.get(uid)) is not None:
+            if running.id == flight_id:
+                metrics.FLIGHT_JOINS.labels("local").inc()
+                return await asyncio.shield(running.task)
+            await asyncio.wait([running.task])  # another step of this user: one at a time
+        task = asyncio.ensure_future(self._lead(uid, flight_id, work))
+        flight = self._local[uid] = _Flight(flight_id, task)
+
+        def done(finished: asyncio.Future[OnboardingState]) -> None:
+            if self._local.get(uid) is flight:
+                del self._local[uid]
+            if not finished.cancelled():
+                finished.exception()  # retrieved here, so a caller that went away leaves no warning behind
+
+        task.add_done_callback(done)
+        # shield: a caller that disconnects must not cancel a run others wait for (or leave a half-made effect).
+        return await asyncio.shield(task)
+
+    async def _lead(self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]]) -> OnboardingState:
+        token = secrets.token_hex(8)
+        holding = f"{token}|{flight_id}"
+        acquired = False
+        result: OnboardingState | BaseException
+        try:
+            async with asyncio.timeout(self._deadline):
+                while True:
+                    holder = await self._acquire(uid, holding)
+                    if holder is None:
+                        acquired = True
+                        break
+                    outcome = await self._follow(uid, holder, flight_id)
+                    if outcome is not None:
+                        metrics.FLIGHT_JOINS.labels("remote").inc()
+                        return outcome.unwrap()
+                result = await work()
+        except TimeoutError:
+            # The deadline passed; a create may have gone through upstream, so the next request reconciles first.
+            result = UpstreamTimeout("request deadline reached", maybe_committed=True)
+        except _SHAREABLE as exc:
+            result = exc
+        except BaseException:
+            if acquired:
+                await asyncio.shield(self._finish(uid, token, holding, None))
+            raise
+        if acquired:
+            await self._finish(uid, token, holding, Outcome.of(result))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    # --- Redis, failing open ------------------------------------------------------------------
+
+    async def _acquire(self, uid: str, holding: str) -> str | None:
+        """None when this run may go ahead (lease taken, or Redis unusable); else the current holder."""
+        if self._breaker.allow() is not None:
+            return None
+        key = _key(uid, "lease")
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(key, holding, nx=True, px=self._lease_ms)
+            pipe.get(key)
+            taken, holder = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc)
+            return None
+        self._breaker.success()
+        if taken or holder is None:
+            return None
+        return holder.decode() if isinstance(holder, bytes) else str(holder)
+
+    async def _follow(self, uid: str, holder: str, flight_id: str) -> Outcome | None:
+        """Wait until `holder` finishes. Its outcome if it ran the same flight, else None (then try to lead)."""
+        token, _, held_flight = holder.partition("|")
+        wake = _key(uid, f"wake:{token}")
+        outcome_key = _key(uid, f"outcome:{token}")
+        lease = _key(uid, "lease")
+        while True:
+            try:
+                woke = await self._redis.blpop([wake], timeout=WAKE_POLL_SECONDS)
+                pipe = self._redis.pipeline(transaction=False)
+                if woke is not None:
+                    pipe.rpush(wake, b"1")  # pass the wake-up on to the next follower
+                pipe.get(outcome_key)
+                pipe.get(lease)
+                *_, raw, current = await pipe.execute()
+            except (RedisError, OSError) as exc:
+                self._redis_failed(exc)
+                return None
+            if raw is not None:
+                if held_flight != flight_id:
+                    return None
+                try:
+                    return _decode_outcome(raw)
+                except msgspec.DecodeError:
+                    return None
+            current_holder = current.decode() if isinstance(current, bytes) else current
+            if current_holder != holder:
+                return None  # released without an outcome, or expired: compete again
+
+    async def _finish(self, uid: str, token: str, holding: str, outcome: Outcome | None) -> None:
+        if self._breaker.allow() is not None:
+            return
+        if self._finish_script is None:
+            self._finish_script = self._redis.register_script(_FINISH)
+        keys = [_key(uid, "lease"), _key(uid, f"outcome:{token}"), _key(uid, f"wake:{token}")]
+        try:
+            await self._finish_script(
+                keys=keys, args=[holding, b"" if outcome is None else _encode(outcome), OUTCOME_TTL_MS]
+            )
+        except (RedisError, OSError) as exc:
+            # The lease expires by itself; followers on other replicas then run on their own.
+            self._redis_failed(exc)
+        else:
+            self._breaker.success()
+
+    def _redis_failed(self, exc: BaseException) -> None:
+        self._breaker.failure()
+        log.warning("redis_lease_failed", error=type(exc).__name__)
+
+
+def _key(uid: str, suffix: str) -> str:
+    return f"bff:{{u:{uid}}}:{suffix}"
