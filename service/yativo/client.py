@@ -41,6 +41,7 @@ from service.yativo.models import (
     Token,
     VirtualCard,
 )
+from service.yativo.transport import default_transport
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -128,12 +129,13 @@ class YativoClient:
         self._clock = clock
         self._token: _CachedToken | None = None
         self._token_fetch: asyncio.Future[_CachedToken] | None = None
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
-            transport=transport,
+            transport=transport if transport is not None else default_transport(limits),
             # httpx timeouts are per phase; the overall per-request deadline is the caller's.
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 2.0)),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=limits,
             follow_redirects=False,
             headers={"Accept": "application/json", "User-Agent": "card-onboarding-bff"},
         )
