@@ -26,6 +26,11 @@ JWKS_TTL_SECONDS = 300.0
 JWKS_MIN_REFETCH_SECONDS = 30.0
 # While no keys were ever fetched every request fails, so the identity provider is asked again sooner.
 JWKS_RETRY_WITHOUT_KEYS_SECONDS = 1.0
+# A frontend sends the same token on every call, and checking a signature costs more than the rest of a cached
+# read: a token that verified is remembered in a bounded table, never past its expiry, at most this long, and with
+# a JWKS only while its key is still held and no refetch is due.
+VERIFIED_TOKEN_SECONDS = 60.0
+VERIFIED_TOKEN_LIMIT = 4096
 # One overall deadline per fetch: urllib's timeout is per socket operation, so a dripping server never trips it.
 JWKS_FETCH_TIMEOUT_SECONDS = 3.0
 
@@ -64,6 +69,11 @@ class JwksKeys:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._lock = asyncio.Lock()
+
+    def current(self, key: jwt.PyJWK) -> bool:
+        """Whether `key` is still one of the keys, with no refetch due: a remembered token may skip verifying."""
+        fresh = self._fetched_at is not None and self._clock() - self._fetched_at <= JWKS_TTL_SECONDS
+        return fresh and any(known is key for known in self._keys.values())
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
         now = self._clock()
@@ -109,7 +119,9 @@ class JwksKeys:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Any = time.time) -> None:
+        self._clock = clock
+        self._verified: dict[str, tuple[float, User, jwt.PyJWK | None]] = {}
         self._issuer = settings.auth_issuer or None
         self._audience = settings.auth_audience or None
         self._secret = settings.auth_jwt_secret or None
@@ -120,13 +132,30 @@ class Authenticator:
 
     async def authenticate(self, authorization: str | None) -> User:
         token = _bearer(authorization)
+        now = self._clock()
+        known = self._verified.get(token)
+        if known is not None:
+            until, user, key = known
+            if now < until and (key is None or (self._jwks is not None and self._jwks.current(key))):
+                return user
+            del self._verified[token]
+        user, expires, key = await self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKEN_LIMIT:
+            del self._verified[next(iter(self._verified))]  # the oldest entry
+        self._verified[token] = (min(now + VERIFIED_TOKEN_SECONDS, expires), user, key)
+        return user
+
+    async def _verify(self, token: str) -> tuple[User, float, jwt.PyJWK | None]:
+        """The user, until when the token is acceptable, and the JWKS key that verified it (None: the secret)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise Unauthenticated("malformed token") from None
         alg = header.get("alg")
+        jwk: jwt.PyJWK | None = None
         if self._jwks is not None and alg in JWKS_ALGORITHMS:
-            key: Any = await self._jwks.key(header.get("kid"))
+            jwk = await self._jwks.key(header.get("kid"))
+            key: Any = jwk
             algorithms = [alg]
         elif self._secret is not None and alg in HS_ALGORITHMS:
             key, algorithms = self._secret, list(HS_ALGORITHMS)
@@ -147,7 +176,8 @@ class Authenticator:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > 255:
             raise Unauthenticated("bad subject")
-        return User(sub)
+        # PyJWT has checked that `exp` is a number and not past (with the leeway).
+        return User(sub), float(claims["exp"]) + LEEWAY_SECONDS, jwk
 
 
 def _bearer(authorization: str | None) -> str:
