@@ -6,7 +6,7 @@ VENV := .venv
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test lint format emulator openapi clean manifests image
+.PHONY: setup run test lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools
 
 setup: $(VENV)/.synced
 
@@ -28,15 +28,38 @@ test: setup lint
 	$(VENV)/bin/python -m pytest
 
 lint: setup
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff format --check service tests bench
 
 format: setup
-	$(VENV)/bin/ruff format service tests
-	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service tests bench
+	$(VENV)/bin/ruff check --fix service tests bench
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
+
+# Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
+# does, and start everything they need: a throwaway redis-server, the emulator, the service variants and H.
+BENCH_VENV := .venv-bench
+
+$(BENCH_VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev
+	@touch $@
+
+bench-tools:
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install wrk" >&2; exit 1; }
+	@command -v redis-server >/dev/null || { echo "make bench needs redis-server: apt-get install redis-server" >&2; exit 1; }
+
+bench: $(BENCH_VENV)/.synced bench-tools
+	$(BENCH_VENV)/bin/python -m bench.run
+
+# A quick check that the harness works end to end (rough numbers).
+bench-smoke: $(BENCH_VENV)/.synced bench-tools
+	$(BENCH_VENV)/bin/python -m bench.run --quick
+
+# Longer rounds and the growth check over two blocks of a million requests.
+bench-long: $(BENCH_VENV)/.synced bench-tools
+	$(BENCH_VENV)/bin/python -m bench.run --long
 
 # Regenerate the committed OpenAPI document after changing the API (a test fails while it drifts).
 openapi: setup

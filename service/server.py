@@ -11,8 +11,6 @@ from typing import Any
 
 import uvicorn
 
-from service.app import create_app
-from service.logs import configure_logging
 from service.settings import Settings
 
 # Shared with the benchmarks' reference handler, so both are served exactly alike.
@@ -33,5 +31,9 @@ def run(app: Any, *, host: str, port: int) -> None:
 
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
+    # Imported here so that run() alone (the benchmarks' reference handler) does not load the service.
+    from service.app import create_app
+    from service.logs import configure_logging
+
     configure_logging(settings)
     run(create_app(settings), host=host, port=port)

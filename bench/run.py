@@ -1,0 +1,532 @@
+"""`make bench`: starts the whole stack, runs the comparisons interleaved (A B A B, medians) and prints the table.
+
+Closed-loop throughput comes from wrk (one thread on the load core, a Lua script for the bearer tokens); added
+latency from an asyncio open-loop client at a fixed rate, timed from each request's scheduled send. Side effects
+are counted, not assumed: Redis commands from the throwaway server's INFO commandstats deltas, upstream calls
+from the emulator's call log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+import redis
+
+from bench.load import WrkResult, median, open_loop, wrk
+from bench.stack import (
+    JWT_SECRET,
+    LOAD_CORE,
+    Proc,
+    cores,
+    service_env,
+    start_emulator,
+    start_redis,
+    start_service,
+    start_trivial,
+)
+from bench.users import Driver, Users
+
+KYC_STATUS_GLOB = "/yativo-card/customers/*/kyc-status"
+
+
+@dataclass
+class Mode:
+    rounds: int
+    seconds: float
+    connections: int
+    kyc_users: int
+    done_users: int
+    latency_rate: float
+    latency_seconds: float
+    growth_requests: int  # the "first and second" block of the growth check
+
+
+MODES = {
+    "quick": Mode(
+        rounds=2,
+        seconds=2,
+        connections=64,
+        kyc_users=3000,
+        done_users=5,
+        latency_rate=100,
+        latency_seconds=3,
+        growth_requests=20_000,
+    ),
+    "default": Mode(
+        rounds=5,
+        seconds=5,
+        connections=64,
+        kyc_users=20_000,
+        done_users=20,
+        latency_rate=200,
+        latency_seconds=10,
+        growth_requests=200_000,
+    ),
+    "long": Mode(
+        rounds=7,
+        seconds=10,
+        connections=64,
+        kyc_users=30_000,
+        done_users=20,
+        latency_rate=200,
+        latency_seconds=20,
+        growth_requests=1_000_000,
+    ),
+}
+
+
+class Counters:
+    """Side effects of a run: Redis commands by name (INFO commandstats) and upstream calls (emulator log)."""
+
+    def __init__(self, redis_port: int, emulator_url: str) -> None:
+        self._redis = redis.Redis(port=redis_port)
+        self._emulator = httpx.Client(base_url=emulator_url, timeout=60)
+
+    def redis_calls(self) -> dict[str, int]:
+        stats = self._redis.info("commandstats")
+        return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items() if name != "cmdstat_info"}
+
+    def upstream_calls(self) -> int:
+        return len(self._emulator.get("/_emulator/calls").json()["calls"])
+
+    def snapshot(self) -> tuple[dict[str, int], int]:
+        return self.redis_calls(), self.upstream_calls()
+
+    def close(self) -> None:
+        self._redis.close()
+        self._emulator.close()
+
+
+@dataclass
+class Sample:
+    result: WrkResult
+    redis_per_request: dict[str, float]
+    upstream_per_request: float
+
+
+@dataclass
+class Scenario:
+    name: str
+    url: str
+    users: Users | None
+    samples: list[Sample] = field(default_factory=list)
+
+    def rps(self) -> float:
+        return median([s.result.rps for s in self.samples])
+
+    def redis(self) -> str:
+        per = {}
+        for sample in self.samples:
+            for name, value in sample.redis_per_request.items():
+                per.setdefault(name, []).append(value)
+        total = median([sum(s.redis_per_request.values()) for s in self.samples])
+        parts = ", ".join(f"{n} {median(v):.2f}" for n, v in sorted(per.items()) if median(v) >= 0.005)
+        return f"{total:.2f}" + (f" ({parts})" if parts else "")
+
+    def redis_total(self) -> float:
+        return median([sum(s.redis_per_request.values()) for s in self.samples])
+
+    def upstream(self) -> float:
+        return median([s.upstream_per_request for s in self.samples])
+
+    def latency(self) -> str:
+        return f"{median([s.result.p50_ms for s in self.samples]):.2f} / {median([s.result.p99_ms for s in self.samples]):.2f}"
+
+    def bad(self) -> int:
+        return sum(s.result.bad for s in self.samples)
+
+
+def run_wrk(scenario: Scenario, counters: Counters, mode: Mode, seconds: float | None = None) -> Sample:
+    before_redis, before_up = counters.snapshot()
+    offset = scenario.users.cursor if scenario.users else 0
+    result = wrk(
+        scenario.url,
+        tokens=scenario.users.path if scenario.users else None,
+        offset=offset,
+        seconds=seconds or mode.seconds,
+        connections=mode.connections,
+    )
+    if scenario.users:
+        # Requests still in flight when wrk stopped were sent too: skip past them as well.
+        scenario.users.advance(result.requests + mode.connections)
+    after_redis, after_up = counters.snapshot()
+    n = max(result.requests, 1)
+    redis_per = {k: (after_redis.get(k, 0) - before_redis.get(k, 0)) / n for k in after_redis}
+    return Sample(result, {k: v for k, v in redis_per.items() if v}, (after_up - before_up) / n)
+
+
+async def burst(service: Proc, token: str, emulator: str, counters: Counters, n: int = 100) -> dict[str, float]:
+    """n identical requests for one user at once, while the upstream takes 50 ms: how many upstream calls?"""
+    async with httpx.AsyncClient(base_url=emulator) as control:
+        fault = (await control.post("/_emulator/faults", json={"path": KYC_STATUS_GLOB, "latencyMs": 50})).json()
+    connector = aiohttp.TCPConnector(limit=n)
+    try:
+        async with aiohttp.ClientSession(connector=connector) as session:
+
+            async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, float]:
+                async with session.get(url, headers=headers) as response:
+                    await response.read()
+                    return response.status, time.perf_counter()
+
+            await asyncio.gather(*(get(service.url + "/livez") for _ in range(n)))  # n open connections
+            before = counters.upstream_calls()
+            started = time.perf_counter()
+            answers = await asyncio.gather(
+                *(get(service.url + "/v1/card-onboarding", {"Authorization": f"Bearer {token}"}) for _ in range(n))
+            )
+            calls = counters.upstream_calls() - before
+    finally:
+        async with httpx.AsyncClient(base_url=emulator) as control:
+            await control.delete(f"/_emulator/faults/{fault['id']}")
+    finished = sorted(at for _, at in answers)
+    return {
+        "upstream_calls": calls,
+        "leader_ms": (finished[0] - started) * 1000,
+        "spread_ms": (finished[-1] - finished[0]) * 1000,
+        "non_200": sum(1 for status, _ in answers if status != 200),
+    }
+
+
+def machine() -> dict[str, str]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    versions = ", ".join(
+        f"{p} {metadata.version(p)}"
+        for p in (
+            "litestar",
+            "uvicorn",
+            "uvloop",
+            "httptools",
+            "httpx",
+            "httpx-aiohttp",
+            "aiohttp",
+            "redis",
+            "msgspec",
+            "structlog",
+        )
+    )
+    redis_version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout.split()[2]
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("[")[0].strip()
+    return {
+        "cores": f"{os.cpu_count()} (nproc {cores()})",
+        "cpu": model,
+        "python": platform.python_version(),
+        "packages": versions,
+        "tools": f"redis-server {redis_version.removeprefix('v=')}, {wrk_version}",
+        "load": Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__(),
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="a short smoke run (numbers are rough)")
+    group.add_argument("--long", action="store_true", help="longer rounds and the 2-million-request growth check")
+    parser.add_argument("--pools", action="store_true", help="only compare upstream transports and pool limits")
+    args = parser.parse_args()
+    mode_name = "quick" if args.quick else "long" if args.long else "default"
+    mode = MODES[mode_name]
+    if cores() >= 2:
+        os.sched_setaffinity(0, {LOAD_CORE})  # the open-loop client and the driver stay off the server core
+
+    procs: list[Proc] = []
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    try:
+        say(f"mode {mode_name}: {mode}")
+        redis_proc = start_redis()
+        procs.append(redis_proc)
+        emulator = start_emulator()
+        procs.append(emulator)
+        env = service_env(redis_proc, emulator)
+        log_file = (workdir / "service.log").open("wb")
+        service = start_service("service", env, log=log_file)
+        quiet = start_service("service-log-off", {**env, "LOG_LEVEL": "warning"})
+        stock = start_service("service-stock-httpx", env, variant=["--transport", "httpx"])
+        trivial = start_trivial()
+        procs += [service, quiet, stock, trivial]
+        counters = Counters(redis_proc.port, emulator.url)
+        if args.pools:
+            for proc in (quiet, stock, trivial):
+                proc.stop()
+            return compare_pools(service, emulator, env, counters, mode, workdir, procs)
+
+        say(f"driving {mode.done_users} users to `done` and {mode.kyc_users} to an open identity check ...")
+        t0 = time.perf_counter()
+        done_subs, kyc_subs = asyncio.run(drive_users(service, emulator, mode))
+        say(f"  users ready in {time.perf_counter() - t0:.1f} s")
+        done = Users(done_subs, JWT_SECRET, workdir / "done.tokens")
+        kyc = Users(kyc_subs, JWT_SECRET, workdir / "kyc.tokens")
+
+        api = "/v1/card-onboarding"
+        scenarios = [
+            Scenario("H: trivial handler", trivial.url + "/", None),
+            Scenario("GET fresh snapshot", service.url + api, done),
+            Scenario("GET fresh snapshot, request log off", quiet.url + api, done),
+            Scenario("GET with KYC re-read (upstream)", service.url + api, kyc),
+            Scenario("same, stock httpx transport", stock.url + api, kyc),
+        ]
+        say("warming up ...")
+        for scenario in scenarios:
+            run_wrk(scenario, counters, mode, seconds=1)
+        for r in range(mode.rounds):
+            for scenario in scenarios:
+                scenario.samples.append(run_wrk(scenario, counters, mode))
+            say(f"  round {r + 1}: " + ", ".join(f"{s.samples[-1].result.rps:,.0f}" for s in scenarios))
+
+        say("open-loop latency: the emulator directly vs through the service ...")
+        latency = asyncio.run(added_latency(service, emulator, kyc, mode, counters))
+
+        say("100 concurrent identical requests for one user ...")
+        one = kyc.take(1)[0]["Authorization"].removeprefix("Bearer ")
+        flight = asyncio.run(burst(service, one, emulator.url, counters))
+
+        say(f"growth: 2 x {mode.growth_requests:,} requests of the fresh GET ...")
+        growth = grow(service, Scenario("growth", service.url + api, done), counters, mode)
+        peak_kib = service.status_kib("VmHWM")
+        peaks = {p.name: p.status_kib("VmHWM") for p in (service, quiet, stock, trivial)}
+
+        log_file.close()
+        report(mode_name, mode, scenarios, latency, flight, growth, peak_kib, peaks, started_at, load_before)
+        return 0
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+POOLS = [
+    ("httpx pool, max 200 / keep-alive 50 (the former default)", ["--transport", "httpx"]),
+    (
+        "httpx pool, max 64 / keep-alive 64",
+        ["--transport", "httpx", "--max-connections", "64", "--max-keepalive", "64"],
+    ),
+    ("aiohttp pool, limit 200 (the default)", ["--transport", "aiohttp"]),
+    ("aiohttp pool, limit 64", ["--transport", "aiohttp", "--max-connections", "64"]),
+]
+
+
+def compare_pools(
+    service: Proc, emulator: Proc, env: dict[str, str], counters: Counters, mode: Mode, workdir: Path, procs: list[Proc]
+) -> int:
+    """The upstream-calling GET on each transport and pool setting, interleaved; prints one table."""
+    say(f"driving {mode.kyc_users} users to an open identity check ...")
+    kyc_subs = asyncio.run(drive_kyc(service, emulator, mode))
+    kyc = Users(kyc_subs, JWT_SECRET, workdir / "kyc.tokens")
+    scenarios = []
+    for name, args in POOLS:
+        proc = start_service(name, env, variant=args)
+        procs.append(proc)
+        scenarios.append(Scenario(name, proc.url + "/v1/card-onboarding", kyc))
+    for scenario in scenarios:
+        run_wrk(scenario, counters, mode, seconds=1)
+    for r in range(mode.rounds):
+        for scenario in scenarios:
+            scenario.samples.append(run_wrk(scenario, counters, mode))
+        say(f"  round {r + 1}: " + ", ".join(f"{s.samples[-1].result.rps:,.0f}" for s in scenarios))
+    print()
+    print(
+        f"## Upstream transports and pools ({mode.rounds} interleaved rounds of wrk -t1 -c{mode.connections} "
+        f"-d{mode.seconds:g}s, medians; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])})"
+    )
+    print()
+    print("| Transport | req/s | p50 / p99 ms | upstream calls/req | failed |")
+    print("|---|---|---|---|---|")
+    for s in scenarios:
+        print(f"| {s.name} | {s.rps():,.0f} | {s.latency()} | {s.upstream():.2f} | {s.bad()} |")
+    return 0
+
+
+async def drive_kyc(service: Proc, emulator: Proc, mode: Mode) -> list[str]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        driver = Driver(session, service.url, emulator.url, JWT_SECRET)
+        return await driver.waiting_for_kyc(mode.kyc_users, prefix="bench-kyc")
+
+
+async def drive_users(service: Proc, emulator: Proc, mode: Mode) -> tuple[list[str], list[str]]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        driver = Driver(session, service.url, emulator.url, JWT_SECRET)
+        done = await driver.done(mode.done_users, prefix="bench-done")
+        kyc = await driver.waiting_for_kyc(mode.kyc_users, prefix="bench-kyc")
+    return done, kyc
+
+
+async def added_latency(service: Proc, emulator: Proc, kyc: Users, mode: Mode, counters: Counters) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=emulator.url) as control:
+        token = (await control.post("/api/v1/auth/token", json={"api_key": "b", "api_secret": "b"})).json()
+        customers = (await control.get("/_emulator/customers")).json()["customers"]
+    upstream_auth = {"Authorization": f"Bearer {token['access_token']}"}
+    card_ids = [c["yativo_card_id"] for c in customers if c["email"].startswith("bench-kyc-")]
+    direct: list[Any] = []
+    via: list[Any] = []
+    upstream: list[float] = []
+    n = int(mode.latency_rate * mode.latency_seconds)
+    for _ in range(max(3, mode.rounds)):
+        # The direct call is the same upstream read the service makes, with the service's own kind of token.
+        direct.append(
+            await open_loop(
+                f"{emulator.url}/api/v1/yativo-card/customers/{card_ids[0]}/kyc-status",
+                [upstream_auth],
+                warm_url=f"{emulator.url}/_emulator/clock",
+                rate=mode.latency_rate,
+                seconds=mode.latency_seconds,
+            )
+        )
+        before = counters.upstream_calls()
+        via.append(
+            await open_loop(
+                service.url + "/v1/card-onboarding",
+                kyc.take(n),
+                warm_url=service.url + "/livez",
+                rate=mode.latency_rate,
+                seconds=mode.latency_seconds,
+            )
+        )
+        upstream.append((counters.upstream_calls() - before) / n)
+    return {
+        "direct_p50": median([r.p50_ms for r in direct]),
+        "direct_p99": median([r.p99_ms for r in direct]),
+        "via_p50": median([r.p50_ms for r in via]),
+        "via_p99": median([r.p99_ms for r in via]),
+        "upstream": median(upstream),
+        "bad": sum(r.bad for r in direct + via),
+        "late_ms": max(r.late_ms for r in direct + via),
+    }
+
+
+def grow(service: Proc, scenario: Scenario, counters: Counters, mode: Mode) -> dict[str, float]:
+    rss: list[int] = []
+    done = 0
+    for block in (1, 2):
+        while done < block * mode.growth_requests:
+            sample = run_wrk(scenario, counters, mode, seconds=min(10.0, max(2.0, mode.growth_requests / 20_000)))
+            done += sample.result.requests
+            scenario.samples.append(sample)
+        rss.append(service.status_kib("VmRSS"))
+    return {"requests": done, "rss1_kib": rss[0], "rss2_kib": rss[1], "bad": scenario.bad()}
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def report(
+    mode_name: str,
+    mode: Mode,
+    scenarios: list[Scenario],
+    latency: dict[str, Any],
+    flight: dict[str, float],
+    growth: dict[str, float],
+    peak_kib: int,
+    peaks: dict[str, int],
+    started_at: str,
+    load_before: list[str],
+) -> None:
+    h, get, get_quiet, up, stock = scenarios
+    h_rps = h.rps()
+    rows: list[tuple[str, ...]] = []
+
+    def row(s: Scenario, target: str, ok: bool | None) -> None:
+        ratio = s.rps() / h_rps if h_rps else float("nan")
+        rows.append(
+            (
+                s.name,
+                f"{s.rps():,.0f}",
+                f"{ratio:.2f}",
+                s.latency(),
+                s.redis() if s.users else "-",
+                f"{s.upstream():.2f}" if s.users else "-",
+                target,
+                "" if ok is None else verdict(ok),
+            )
+        )
+
+    row(h, "reference", None)
+    row(get, ">= 0.35 x H, 1 Redis cmd", get.rps() >= 0.35 * h_rps and abs(get.redis_total() - 1) < 0.01)
+    log_ratio = get.rps() / get_quiet.rps()
+    row(get_quiet, f"log on/off >= 0.95 ({log_ratio:.2f})", log_ratio >= 0.95)
+    up_ratio = up.rps() / stock.rps()
+    row(up, ">= 0.2 x H", up.rps() >= 0.2 * h_rps)
+    row(stock, f"chosen/stock >= 5 ({up_ratio:.2f})", up_ratio >= 5)
+
+    print()
+    print(
+        f"## Results ({mode_name}: {mode.rounds} interleaved rounds of wrk -t1 -c{mode.connections} "
+        f"-d{mode.seconds:g}s per scenario, medians; started {started_at}, load average before {' '.join(load_before)})"
+    )
+    print()
+    header = ("Scenario", "req/s", "x H", "p50 / p99 ms", "Redis cmds/req", "upstream calls/req", "target", "")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    bad = sum(s.bad() for s in scenarios)
+    print()
+    print(f"Non-2xx answers and socket errors across all throughput runs: {bad}.")
+    print()
+    added50 = latency["via_p50"] - latency["direct_p50"]
+    added99 = latency["via_p99"] - latency["direct_p99"]
+    print(
+        f"Open loop at {mode.latency_rate:g} req/s for {mode.latency_seconds:g} s, {max(3, mode.rounds)} rounds, medians:"
+    )
+    print()
+    print("| Path | p50 ms | p99 ms |")
+    print("|---|---|---|")
+    print(f"| emulator directly (kyc-status) | {latency['direct_p50']:.2f} | {latency['direct_p99']:.2f} |")
+    print(f"| through the service (GET, KYC re-read) | {latency['via_p50']:.2f} | {latency['via_p99']:.2f} |")
+    print(
+        f"| added (target <= 0.5 / <= 2) | {added50:.2f} {verdict(added50 <= 0.5)} | {added99:.2f} {verdict(added99 <= 2)} |"
+    )
+    print()
+    print(
+        f"Upstream calls per request through the service: {latency['upstream']:.2f}; failed requests: "
+        f"{latency['bad']}; generator fell behind its schedule by at most {latency['late_ms']:.1f} ms."
+    )
+    print()
+    ok_flight = flight["upstream_calls"] == 1 and flight["spread_ms"] <= 5
+    print(
+        f"100 concurrent identical GETs for one user (upstream answering in 50 ms): "
+        f"{flight['upstream_calls']:.0f} upstream call(s) (target 1), leader finished after {flight['leader_ms']:.1f} ms, "
+        f"last follower {flight['spread_ms']:.1f} ms after it (target a few ms), non-200: {flight['non_200']:.0f} "
+        f"-> {verdict(ok_flight)}"
+    )
+    print()
+    growth_kib = growth["rss2_kib"] - growth["rss1_kib"]
+    print(
+        f"Memory: peak RSS (VmHWM) of the service under load {peak_kib / 1024:.1f} MiB (target <= 80) -> "
+        f"{verdict(peak_kib <= 80 * 1024)}; " + ", ".join(f"{n} {v / 1024:.1f} MiB" for n, v in peaks.items()) + "."
+    )
+    print(
+        f"Growth: RSS {growth['rss1_kib'] / 1024:.1f} MiB after the first {mode.growth_requests:,} requests, "
+        f"{growth['rss2_kib'] / 1024:.1f} MiB after the second ({growth['requests']:,.0f} in all; "
+        f"{growth['bad']:.0f} failed): {growth_kib / 1024:+.1f} MiB (target <= +1 MiB) -> {verdict(growth_kib <= 1024)}"
+    )
+    print()
+    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in machine().items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
