@@ -35,6 +35,11 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _percentile(out: str, label: str) -> float:
+    match = re.search(rf"^\s+{label}\s+(\S+)$", out, re.MULTILINE)
+    return _ms(match.group(1)) if match else float("nan")
+
+
 def wrk(url: str, *, tokens: Path | None, offset: int, seconds: float, connections: int) -> WrkResult:
     argv = pinned(
         [
@@ -53,11 +58,14 @@ def wrk(url: str, *, tokens: Path | None, offset: int, seconds: float, connectio
         LOAD_CORE,
     )
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    # The "Latency Distribution" block: lines holding just a percentile and a time.
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    rps_match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    requests_match = re.search(r"(\d+) requests in", out)
+    if rps_match is None or requests_match is None:
+        raise RuntimeError(f"unexpected wrk output: {out}")
+    rps, requests = float(rps_match.group(1)), int(requests_match.group(1))
+    # The "Latency Distribution" block: lines holding just a percentile and a time (absent if nothing completed).
+    p50 = _percentile(out, "50%")
+    p99 = _percentile(out, "99%")
     bad = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         bad += int(m.group(1))
