@@ -117,7 +117,7 @@ def create_app(
     app = Litestar(
         route_handlers=[OnboardingController, livez, readyz, PrometheusController],
         lifespan=[resources],
-        middleware=[RequestIdMiddleware, prometheus.middleware],
+        middleware=[prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi,
@@ -126,4 +126,6 @@ def create_app(
         debug=False,
     )
     finalize_openapi(app.openapi_schema)
+    # Outside Litestar's router, so every answer (404, 405, CORS preflight, errors) gets the id and headers.
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
     return app
