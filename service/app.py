@@ -79,7 +79,9 @@ def create_app(
         app.state.yativo = client
         app.state.redis = store_redis
         app.state.auth = Authenticator(settings)
-        app.state.onboarding = Onboarding(client, StateStore(store_redis), clock=clock)
+        app.state.onboarding = Onboarding(
+            client, StateStore(store_redis), clock=clock, kyc_link_hosts=settings.kyc_link_hosts
+        )
         app.state.ready = True
         try:
             yield

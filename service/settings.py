@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -14,6 +15,8 @@ class ConfigError(Exception):
 
 DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The two KYC link shapes the upstream documents: `sumsub_link` on kyc.sumsub.com, `kyc_url` on kyc.yativo.com.
+DEFAULT_KYC_LINK_HOSTS = ("sumsub.com", "yativo.com")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -30,6 +33,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_issuer: str = ""
     auth_audience: str = ""
     cors_allow_origins: tuple[str, ...] = ()
+    # Hosts (and their subdomains) a KYC link handed to a frontend may point at.
+    kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS
     log_level: str = "info"
     log_format: str = ""  # "" = json off a TTY, console on one
 
@@ -90,6 +95,19 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _hosts(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    hosts = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+    if not all(_HOST.match(h) for h in hosts):
+        raise ConfigError(f"{name} must be a comma-separated list of host names like sumsub.com")
+    return hosts
+
+
 def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Settings:
     """Read and validate the configuration; raises ConfigError naming the first bad variable."""
     base_url = _url(env, "YATIVO_BASE_URL", DEFAULT_YATIVO_BASE_URL, ("https", "http")).rstrip("/")
@@ -113,6 +131,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
             raise ConfigError(
                 "CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com"
             )
+    kyc_link_hosts = _hosts(env, "KYC_LINK_HOSTS", DEFAULT_KYC_LINK_HOSTS)
     return Settings(
         yativo_base_url=base_url,
         yativo_api_key=env.get("YATIVO_API_KEY", ""),
@@ -126,6 +145,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         auth_issuer=env.get("AUTH_ISSUER", "").strip(),
         auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
         cors_allow_origins=origins,
+        kyc_link_hosts=kyc_link_hosts,
         log_level=log_level,
         log_format=log_format,
     )
