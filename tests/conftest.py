@@ -15,6 +15,13 @@ import httpx
 import pytest
 
 from service.emulator import EmulatorConfig, create_emulator_app
+from tests.leakguard import (  # noqa: F401 - the hooks run the whole-suite log leak check
+    pytest_configure,
+    pytest_sessionfinish,
+    register,
+    register_body,
+    subprocess_log,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,20 +46,27 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: f
 
 
 def start_module(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `python -m service ...` as a real process and wait until its port accepts connections."""
+    """Start `python -m service ...` as a real process and wait until its port accepts connections.
+
+    Its output goes to a file the log leak check reads at the end of the run."""
+    register(*(env or {}).values())
+    output = subprocess_log()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until_listening(port, process)
     except Exception:
         process.kill()
-        _, err = process.communicate(timeout=5)
-        raise RuntimeError(err.decode(errors="replace")) from None
+        process.wait(timeout=5)
+        output.seek(0)
+        raise RuntimeError(output.read().decode(errors="replace")) from None
+    finally:
+        output.close()
     return process
 
 
@@ -154,13 +168,16 @@ class Harness:
     def auth(self, sub: str = "user-ada") -> dict[str, str]:
         from service.auth import issue_dev_token
 
-        return {"Authorization": f"Bearer {issue_dev_token(JWT_SECRET, sub)}"}
+        token = issue_dev_token(JWT_SECRET, sub)
+        register(token)
+        return {"Authorization": f"Bearer {token}"}
 
     async def get(self, sub: str = "user-ada", **kw: Any) -> Any:
         return await self.client.get("/v1/card-onboarding", headers={**self.auth(sub), **kw.pop("headers", {})}, **kw)
 
     async def post(self, path: str, body: Any = None, sub: str = "user-ada", **kw: Any) -> Any:
         url = "/v1/card-onboarding" + path
+        register_body(body)
         return await self.client.post(url, json=body, headers={**self.auth(sub), **kw.pop("headers", {})}, **kw)
 
     async def last_code(self, to: str, kind: str) -> str:
@@ -206,5 +223,11 @@ async def bff(
     )
     clock = FakeClock()
     app = create_app(settings, upstream_transport=httpx.ASGITransport(app=emulator_app), clock=clock)
+    register(JWT_SECRET, "yativo_test", "s3cret")
     async with AsyncTestClient(app=app) as client:
         yield Harness(client, control, clock, redis_admin)
+    # Every code the emulator sent and every address it holds is a secret or personal data for the leak check.
+    harness = Harness(client, control, clock, redis_admin)
+    for message in await harness.outbox():
+        register(str(message["code"]), message["to"])
+    register(*(c.get("email") for c in await harness.customers()))
