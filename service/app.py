@@ -26,6 +26,7 @@ from service.openapi import finalize as finalize_openapi
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.store import RedisLike, StateStore, connect
+from service.webhooks import WebhookReceiver, receive_yativo_webhook
 from service.yativo import YativoClient
 
 MAX_BODY_BYTES = 16 * 1024
@@ -82,6 +83,7 @@ def create_app(
         app.state.onboarding = Onboarding(
             client, StateStore(store_redis), clock=clock, kyc_link_hosts=settings.kyc_link_hosts
         )
+        app.state.webhooks = WebhookReceiver(settings, store_redis, clock=clock)
         app.state.ready = True
         try:
             yield
@@ -117,7 +119,7 @@ def create_app(
         else None
     )
     app = Litestar(
-        route_handlers=[OnboardingController, livez, readyz, PrometheusController],
+        route_handlers=[OnboardingController, receive_yativo_webhook, livez, readyz, PrometheusController],
         lifespan=[resources],
         middleware=[prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -73,6 +73,9 @@ CODES: dict[str, tuple[int, str, bool]] = {
     "auth_unavailable": (503, "Sign-in cannot be checked right now", True),
     "upstream_unavailable": (503, "The card provider is unavailable", True),
     "upstream_timeout": (504, "The card provider did not answer in time", True),
+    "webhook_signature_invalid": (401, "The webhook signature is not valid", False),
+    "webhooks_not_configured": (503, "Webhooks are not configured", True),
+    "webhook_store_unavailable": (503, "Deliveries cannot be recorded right now", True),
 }
 
 # Body fields whose validation has a code of its own.

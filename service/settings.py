@@ -26,6 +26,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Connect/read/write/pool timeouts for one upstream exchange, in seconds.
     yativo_timeout_seconds: float = 5.0
     yativo_webhook_secret: str = ""
+    # Also accepted while a rotation is under way (Yativo signs with the new one as soon as it is rotated).
+    yativo_webhook_secret_previous: str = ""
     redis_url: str = DEFAULT_REDIS_URL
     redis_cluster: bool = False
     auth_jwks_url: str = ""
@@ -131,13 +133,24 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
             raise ConfigError(
                 "CORS_ALLOW_ORIGINS must be a comma-separated list of origins like https://app.example.com"
             )
+    webhook_secret = env.get("YATIVO_WEBHOOK_SECRET", "")
+    webhook_previous = env.get("YATIVO_WEBHOOK_SECRET_PREVIOUS", "")
+    for name, value in (
+        ("YATIVO_WEBHOOK_SECRET", webhook_secret),
+        ("YATIVO_WEBHOOK_SECRET_PREVIOUS", webhook_previous),
+    ):
+        if value and len(value.encode()) < 16:
+            raise ConfigError(f"{name} must be at least 16 bytes long")
+    if webhook_previous and not webhook_secret:
+        raise ConfigError("YATIVO_WEBHOOK_SECRET_PREVIOUS needs YATIVO_WEBHOOK_SECRET")
     kyc_link_hosts = _hosts(env, "KYC_LINK_HOSTS", DEFAULT_KYC_LINK_HOSTS)
     return Settings(
         yativo_base_url=base_url,
         yativo_api_key=env.get("YATIVO_API_KEY", ""),
         yativo_api_secret=env.get("YATIVO_API_SECRET", ""),
         yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
-        yativo_webhook_secret=env.get("YATIVO_WEBHOOK_SECRET", ""),
+        yativo_webhook_secret=webhook_secret,
+        yativo_webhook_secret_previous=webhook_previous,
         redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),
         auth_jwks_url=jwks_url,

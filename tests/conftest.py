@@ -154,6 +154,7 @@ class FakeClock:
 
 
 JWT_SECRET = "test-secret-for-hs256-tokens-000000000"
+WEBHOOK_SECRET = "whsec_test-webhook-secret-0000000000"
 
 
 class Harness:
@@ -219,11 +220,12 @@ async def bff(
             "YATIVO_API_KEY": "yativo_test",
             "YATIVO_API_SECRET": "s3cret",
             "REDIS_URL": redis_url,
+            "YATIVO_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }
     )
     clock = FakeClock()
     app = create_app(settings, upstream_transport=httpx.ASGITransport(app=emulator_app), clock=clock)
-    register(JWT_SECRET, "yativo_test", "s3cret")
+    register(JWT_SECRET, "yativo_test", "s3cret", WEBHOOK_SECRET)
     async with AsyncTestClient(app=app) as client:
         yield Harness(client, control, clock, redis_admin)
     # Every code the emulator sent and every address it holds is a secret or personal data for the leak check.
