@@ -16,11 +16,12 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.response import Response
+from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api import OnboardingController
 from service.auth import Authenticator
-from service.middleware import RequestIdMiddleware
+from service.middleware import AnswerOptions, RequestIdMiddleware
 from service.onboarding.flow import Onboarding
 from service.openapi import finalize as finalize_openapi
 from service.problems import EXCEPTION_HANDLERS
@@ -131,5 +132,6 @@ def create_app(
     )
     finalize_openapi(app.openapi_schema)
     # Outside Litestar's router, so every answer (404, 405, CORS preflight, errors) gets the id and headers.
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    allow = {r.path: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute) and "{" not in r.path}
+    app.asgi_handler = RequestIdMiddleware(AnswerOptions(app.asgi_handler, allow))
     return app

@@ -64,3 +64,24 @@ class RequestIdMiddleware:
             )
             request_id_var.reset(token)
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class AnswerOptions:
+    """Answers a plain OPTIONS (not a CORS preflight) with the path's real `Allow`, without a token.
+
+    Litestar's generated OPTIONS handler lists only the methods of the first handler registered on a path
+    (GET but not POST on /v1/card-onboarding), and it sits behind the controller's guard.
+    """
+
+    def __init__(self, app: ASGIApp, allow: dict[str, str]) -> None:
+        self.app = app
+        self._allow = {path: value.encode() for path, value in allow.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            allow = self._allow.get(scope["path"].rstrip("/") or "/")
+            if allow is not None and not any(k == b"access-control-request-method" for k, _ in scope["headers"]):
+                await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow)]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)

@@ -169,7 +169,8 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
             "not_found", FixInput(endpoint=_same_call(request), errors=[FieldError("path", "No such resource.")])
         )
     if isinstance(exc, MethodNotAllowedException):
-        allow = (exc.headers or {}).get("Allow")
+        # Litestar's router names it "allow"; RFC 9110 requires it on every 405.
+        allow = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), None)
         return problem(
             "method_not_allowed",
             FixInput(endpoint=_same_call(request), errors=[FieldError("method", "This method is not allowed here.")]),

@@ -158,3 +158,24 @@ async def test_with_an_empty_allow_list_no_cors_headers_are_sent(cors_client: An
     assert cors_headers(preflight) == set()
     assert cors_headers(real) == set()
     assert_secure(preflight)
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"),
+    [
+        ("/v1/card-onboarding", "GET, OPTIONS, POST"),
+        ("/v1/card-onboarding/card", "OPTIONS, POST"),
+        ("/v1/webhooks/yativo", "OPTIONS, POST"),
+        ("/livez", "GET, OPTIONS"),
+    ],
+)
+async def test_options_and_405_name_every_method_of_the_path(bff: Harness, path: str, allow: str) -> None:
+    options = await bff.client.options(path)
+    trace = await bff.client.request("TRACE", path, headers=bff.auth())
+    assert options.status_code == 204
+    assert options.headers["allow"] == allow
+    assert_secure(options)
+    assert trace.status_code == 405
+    assert trace.json()["code"] == "method_not_allowed"
+    assert sorted(m.strip() for m in trace.headers["allow"].split(",")) == allow.split(", ")
+    assert await bff.calls() == []
