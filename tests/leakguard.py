@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -102,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     lines = all_lines()
+    shutil.rmtree(_SUBPROCESS_LOGS, ignore_errors=True)
     found = leaks(lines)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

@@ -124,3 +124,16 @@ async def test_both_documented_link_shapes_are_served_and_a_bad_one_is_skipped(
     assert response.status_code == 200, response.text
     assert action(response)["url"] == expected
     assert "evil" not in response.text
+
+
+async def test_a_refused_link_is_logged_by_scheme_and_host_without_its_token(bff: Harness) -> None:
+    from tests.leakguard import SINK
+
+    await drive(bff, "verify_email_code")
+    await bff.fault(link_fault(sumsub_link="https://evil.example.com/verify/path-token-77?accessToken=query-token-99"))
+    before = len(SINK.lines)
+    response = await bff.post("/email-verification", {"code": await bff.last_code("ada@example.com", "email")})
+    assert response.status_code == 502
+    written = "".join(SINK.lines[before:])
+    assert "kyc_link_refused" in written and "evil.example.com" in written
+    assert "query-token-99" not in written and "path-token-77" not in written

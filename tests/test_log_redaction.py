@@ -113,3 +113,41 @@ def test_the_leak_check_finds_a_code_or_secret_but_not_lookalikes() -> None:
     leakguard.CODES.discard("482913")
     leakguard.SECRETS.discard("ada@example.com")
     assert [line for _, line in found] == lines[:2]
+
+
+def test_a_real_server_process_logs_json_lines_with_personal_data_masked(redis_url: str) -> None:
+    import json
+
+    import httpx
+
+    from service.auth import issue_dev_token
+    from tests import leakguard
+    from tests.conftest import JWT_SECRET, free_port, start_module, stop
+
+    port = free_port()
+    before = set(leakguard._SUBPROCESS_LOGS.glob("*.log"))
+    token = issue_dev_token(JWT_SECRET, "user-log")
+    leakguard.register(token)
+    env = {
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "REDIS_URL": redis_url,
+        "LOG_FORMAT": "json",
+        "YATIVO_BASE_URL": "http://127.0.0.1:9/api/v1",
+    }
+    process = start_module(["serve", "--host", "127.0.0.1", "--port", str(port)], port, env)
+    try:
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/card-onboarding/grace.hopper@example.com",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert response.status_code == 404
+    finally:
+        stop(process)
+    [log_file] = set(leakguard._SUBPROCESS_LOGS.glob("*.log")) - before
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.startswith("{")]
+    requests = [line for line in lines if line.get("event") == "request"]
+    assert requests and requests[-1]["path"] == "/v1/card-onboarding/gr***@example.com"
+    assert requests[-1]["status"] == 404 and requests[-1]["request_id"]
+    assert "grace.hopper@example.com" not in log_file.read_text()
+    assert token not in log_file.read_text()
