@@ -7,15 +7,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
 from service.auth import User
-from service.emulator.webhooks import event, signed_delivery
+from service.emulator.webhooks import event, signature, signed_delivery
 from service.settings import ConfigError, load_settings
 from service.store import Keys
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET, Harness, free_port
-from tests.journey import EMAIL, action, drive
+from tests.journey import EMAIL, drive
 from tests.leakguard import register
 
 URL = "/v1/webhooks/yativo"
@@ -142,8 +141,6 @@ async def test_a_card_event_for_a_customer_we_do_not_know_is_ignored(bff: Harnes
 async def test_a_signed_body_that_is_not_an_envelope_is_acknowledged_not_retried_forever(bff: Harness) -> None:
     for body in (b"not json", b'{"type": "card.frozen"}', b'{"id": 5, "type": "card.frozen"}'):
         headers = signed_delivery(WEBHOOK_SECRET, {})[1]
-        from service.emulator.webhooks import signature
-
         headers["X-Yativo-Signature"] = signature(WEBHOOK_SECRET, headers["X-Yativo-Timestamp"], body)
         response = await bff.client.post(URL, content=body, headers=headers)
         assert (response.status_code, response.json()) == (200, {"status": "ignored"})
@@ -257,6 +254,3 @@ def test_a_webhook_secret_is_never_printed_with_the_settings() -> None:
         {"AUTH_JWT_SECRET": JWT_SECRET, "YATIVO_WEBHOOK_SECRET": NEW, "YATIVO_WEBHOOK_SECRET_PREVIOUS": OLD}
     )
     assert NEW not in repr(settings) and OLD not in repr(settings)
-
-
-__all__ = ["action", "httpx"]
