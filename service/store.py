@@ -8,6 +8,11 @@ and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a d
 | `bff:{u:<uid>}:card`   | the upstream yativo_card_id  | none     | found again by lookup-customer            |
 | `bff:{u:<uid>}:snap`   | Snapshot (msgpack)           | 30 days  | rebuilt from the upstream (lookup + reads) |
 | `bff:{u:<uid>}:snap` with no customer yet | empty Snapshot | 10 min | rebuilt from the upstream             |
+| `bff:{y:<digest of yativo_card_id>}:owner` | `<uid>` | 30 days | card webhooks for this customer are ignored |
+
+The `owner` key lets a card webhook (which names only the upstream customer) find the user whose snapshot to drop;
+it is written once the user has a card, on its own (another hash slot), with the snapshot's TTL. Webhook
+de-duplication keys are documented in service.webhooks; they fail closed.
 
 Policy. Both keys are caches of facts the upstream owns, so they fail open: a Redis error or timeout on a read
 is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few
@@ -20,6 +25,7 @@ The single-flight leases (service/onboarding/flights.py) use the same client and
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Protocol
 
 import msgspec
@@ -60,6 +66,10 @@ class Keys:
         tag = f"bff:{{u:{uid}}}"
         self.card = f"{tag}:card"
         self.snap = f"{tag}:snap"
+
+
+def owner_key(card_id: str) -> str:
+    return f"bff:{{y:{hashlib.sha256(card_id.encode()).hexdigest()[:32]}}}:owner"
 
 
 class StateStore:
@@ -104,6 +114,8 @@ class StateStore:
             if snapshot.card_id:
                 pipe.set(keys.card, snapshot.card_id)
             await pipe.execute()
+            if snapshot.card is not None and snapshot.card_id:
+                await self.redis.set(owner_key(snapshot.card_id), uid, ex=SNAPSHOT_TTL_SECONDS)  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:
             self._failed("redis_write_failed", exc)
         else:

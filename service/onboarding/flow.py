@@ -59,10 +59,19 @@ from service.onboarding.decide import (
 )
 from service.onboarding.errors import OnboardingError
 from service.onboarding.flights import Flights
+from service.onboarding.kyclink import DEFAULT_KYC_LINK_HOSTS, described, first_allowed
 from service.onboarding.masking import mask_email, mask_phone
 from service.onboarding.snapshot import Snapshot
 from service.store import StateStore
-from service.yativo import Card, Customer, SofAnswer, UpstreamRejected, UpstreamUnavailable, YativoClient
+from service.yativo import (
+    Card,
+    Customer,
+    SofAnswer,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    YativoClient,
+)
 
 T = TypeVar("T")
 
@@ -94,8 +103,10 @@ class Onboarding:
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
         deadline_seconds: float = 8.0,
+        kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS,
     ) -> None:
         self._yativo = yativo
+        self._kyc_link_hosts = kyc_link_hosts
         self._store = store
         self._clock = clock
         self._poll = poll_seconds
@@ -434,10 +445,15 @@ class Onboarding:
     async def _with_kyc_link(self, s: Snapshot) -> Snapshot:
         assert s.card_id is not None
         link = await self._yativo.kyc_link(s.card_id)
+        url = first_allowed((link.kyc_url, link.sumsub_link), self._kyc_link_hosts)
+        if url is None:
+            # Never hand the frontend a link off the KYC provider's hosts: the user would open it as ours.
+            log.error("kyc_link_refused", **described(link.url))
+            raise UpstreamBadResponse("kyc link not on an allowed host")
         now = self._clock()
         return msgspec.structs.replace(
             s,
-            kyc_url=link.url,
+            kyc_url=url,
             kyc_url_expires_at=now + KYC_LINK_TTL_SECONDS - KYC_LINK_REFRESH_MARGIN_SECONDS,
             flow_status="kyc_initiated" if s.flow_status in FLOW_KYC_LINK | {None} else s.flow_status,
             kyc_status=s.kyc_status or "pending",
