@@ -9,7 +9,7 @@ import uuid
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.requestctx import request_id_var
+from service.requestctx import RequestInfo, request_id_var, request_info_var
 
 log = structlog.get_logger("service.request")
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
@@ -39,6 +39,8 @@ class RequestIdMiddleware:
         request_id = incoming.decode() if incoming is not None and _SANE.match(incoming) else uuid.uuid4().hex
         added = (*SECURITY_HEADERS, (b"x-request-id", request_id.encode()))
         token = request_id_var.set(request_id)
+        info = RequestInfo()
+        info_token = request_info_var.set(info)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
@@ -55,13 +57,20 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            # The one canonical line per request: what was asked, of whom, what came of it and what it cost.
+            route = scope.get("path_template")
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                route=route or "unmatched",
+                path=None if route else scope["path"],  # only when no route matched, to see what was asked
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                user=info.user,
+                next_action=info.next_action,
+                upstream_calls=info.upstream_calls,
             )
+            request_info_var.reset(info_token)
             request_id_var.reset(token)
             structlog.contextvars.unbind_contextvars("request_id")
 

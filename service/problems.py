@@ -28,7 +28,7 @@ from service.onboarding.actions import (
     SignIn,
 )
 from service.onboarding.flow import OnboardingError
-from service.requestctx import request_id_var
+from service.requestctx import note_next_action, request_id_var
 from service.yativo import (
     UpstreamAuthFailed,
     UpstreamBadResponse,
@@ -94,6 +94,7 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
     status, default_title, retryable = CODES[code]
+    note_next_action(action)
     out = dict(headers or {})
     if retryable:
         out["Retry-After"] = str(

@@ -51,7 +51,7 @@ def start_module(args: list[str], port: int, env: dict[str, str] | None = None) 
     """Start `python -m service ...` as a real process and wait until its port accepts connections.
 
     Its output goes to a file the log leak check reads at the end of the run."""
-    register(*(env or {}).values())
+    register(*(v for k, v in (env or {}).items() if any(s in k for s in ("SECRET", "KEY", "TOKEN", "PASSWORD"))))
     output = subprocess_log()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", *args],

@@ -65,6 +65,7 @@ async def test_thirty_concurrent_starts_on_one_replica_make_one_upstream_call_an
     assert action(answers[0])["type"] == "verify_email_code"
     assert len(calls_to(await bff.calls(), "/customers/onboard")) == 1
     assert [m["kind"] for m in await bff.outbox()] == ["email"]
+    assert 'card_onboarding_single_flight_joins_total{where="local"}' in (await bff.client.get("/metrics")).text
 
 
 async def test_thirty_concurrent_starts_across_two_replicas_make_one_upstream_call(replicas: Replicas) -> None:
@@ -73,6 +74,9 @@ async def test_thirty_concurrent_starts_across_two_replicas_make_one_upstream_ca
     assert {r.status_code for r in answers} == {200}
     assert {action(r)["type"] for r in answers} == {"verify_email_code"}
     assert len(calls_to(await replicas[0].calls(), "/customers/onboard")) == 1
+    assert (
+        'card_onboarding_single_flight_joins_total{where="remote"}' in (await replicas[0].client.get("/metrics")).text
+    )
     assert len(await replicas[0].customers()) == 1
     assert len(await replicas[0].outbox()) == 1
 
