@@ -47,6 +47,18 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: f
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
+def serve_env(emulator: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a real `python -m service serve` wired to an emulator (its root URL) and a Redis."""
+    return {
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "REDIS_URL": redis_url,
+        "YATIVO_BASE_URL": f"{emulator}/api/v1",
+        "YATIVO_API_KEY": "yativo_test",
+        "YATIVO_API_SECRET": "s3cret",
+        **extra,
+    }
+
+
 def start_module(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start `python -m service ...` as a real process and wait until its port accepts connections.
 
