@@ -18,7 +18,7 @@ Policy. Both keys are caches of facts the upstream owns, so they fail open: a Re
 is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few
 failures in a row a circuit breaker skips Redis for a moment, so a stalled Redis costs each request nothing
 rather than a socket timeout per command; it probes again by itself. Nothing here is a security control;
-counters that must fail closed live elsewhere and do not consult this breaker.
+the code-guessing counters (service/limits.py) share this breaker but fail closed: while it is open they refuse.
 
 The single-flight leases (service/onboarding/flights.py) use the same client and breaker.
 """
@@ -90,6 +90,9 @@ class StateStore:
             self._failed("redis_read_failed", exc)
             metrics.CACHE.labels("error").inc()
             return None
+        except BaseException:
+            self.breaker.release()  # cancelled: this call may have held the breaker's one probe
+            raise
         self.breaker.success()
         if raw is None:
             metrics.CACHE.labels("miss").inc()
@@ -109,7 +112,9 @@ class StateStore:
         keys = Keys(uid)
         ttl = SNAPSHOT_TTL_SECONDS if snapshot.card_id else EMPTY_SNAPSHOT_TTL_SECONDS
         try:
-            pipe = self.redis.pipeline(transaction=True)
+            # Not a MULTI: both writes are idempotent, and redis-py's cluster client runs transactions on a
+            # throwaway event loop.
+            pipe = self.redis.pipeline(transaction=False)
             pipe.set(keys.snap, _encode(snapshot), ex=ttl)
             if snapshot.card_id:
                 pipe.set(keys.card, snapshot.card_id)
@@ -118,6 +123,9 @@ class StateStore:
                 await self.redis.set(owner_key(snapshot.card_id), uid, ex=SNAPSHOT_TTL_SECONDS)  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:
             self._failed("redis_write_failed", exc)
+        except BaseException:
+            self.breaker.release()
+            raise
         else:
             self.breaker.success()
 
@@ -129,6 +137,9 @@ class StateStore:
             await self.redis.delete(Keys(uid).snap)
         except (RedisError, OSError) as exc:
             self._failed("redis_write_failed", exc)
+        except BaseException:
+            self.breaker.release()
+            raise
         else:
             self.breaker.success()
 

@@ -125,3 +125,36 @@ async def test_every_mutating_upstream_call_carries_a_deterministic_idempotency_
     card_id = card_call["path"].split("/")[3]
     assert card_call["idempotencyKey"] == _idempotency_key(User("user-ada"), "card", card_id)
     assert card_call["idempotencyKey"] != _idempotency_key(User("user-bob"), "card", card_id)
+
+
+async def test_every_key_but_the_durable_card_id_expires(replicas: Replicas) -> None:
+    await replicas[0].fault({"path": "/yativo-card/customers/onboard", "latencyMs": 200, "times": 1})
+    await replicas.fan_out(10, lambda node: node.post("", {"email": EMAIL}))
+    await drive(replicas[0], "done")
+    redis = replicas[0].redis
+    for key in redis.keys("bff:*"):
+        ttl = redis.ttl(key)
+        assert ttl > 0 or key.endswith(b":card"), (key, ttl)
+
+
+async def test_requests_queued_behind_other_steps_of_the_same_user_still_end_at_their_own_deadline(
+    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
+) -> None:
+    transport = httpx.ASGITransport(app=emulator_app)
+    async with harness(
+        control, redis_admin, transport=transport, served=True, REDIS_URL=redis_url, REQUEST_DEADLINE_SECONDS="1"
+    ) as bff:
+        await bff.get()
+        await bff.fault({"path": "/yativo-card/customers/onboard", "latencyMs": 3000})
+        loop = asyncio.get_running_loop()
+
+        async def timed_start(email: str, delay: float) -> tuple[int, float]:
+            await asyncio.sleep(delay)
+            started = loop.time()
+            response = await bff.post("", {"email": email})  # different emails: different flights, one at a time
+            return response.status_code, loop.time() - started
+
+        results = await asyncio.gather(*(timed_start(f"u{n}@example.com", n * 0.1) for n in range(4)))
+    assert [status for status, _ in results] == [504] * 4
+    # Each ends at its own deadline, waiting in line included (not one deadline per request ahead of it).
+    assert max(elapsed for _, elapsed in results) < 1.6, results

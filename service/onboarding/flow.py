@@ -172,7 +172,7 @@ class Onboarding:
                 self._yativo.onboard(
                     email,
                     user.external_customer_id,
-                    idempotency_key=_idempotency_key(user, "onboard", email, snapshot.otp_expires_at),
+                    idempotency_key=_idempotency_key(user, "onboard", email, snapshot.email_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -205,7 +205,7 @@ class Onboarding:
                 self._yativo.verify_otp(
                     snapshot.card_id,
                     code,
-                    idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.otp_expires_at),
+                    idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.email_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -275,7 +275,7 @@ class Onboarding:
                 self._yativo.request_phone_verification(
                     snapshot.card_id,
                     phone_number,
-                    idempotency_key=_idempotency_key(user, "phone", phone_number, snapshot.phone_masked),
+                    idempotency_key=_idempotency_key(user, "phone", phone_number, snapshot.phone_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -317,7 +317,7 @@ class Onboarding:
                 self._yativo.verify_phone(
                     snapshot.card_id,
                     code,
-                    idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_masked),
+                    idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -325,6 +325,7 @@ class Onboarding:
                 wrong = True
                 raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
             if exc.code in PHONE_CODE_DEAD:
+                wrong = True  # counted like the email code's: a dead code is no licence for free tries
                 snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
                 await self._store.save(user.uid, snapshot)
                 raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
