@@ -23,16 +23,24 @@ from service.onboarding.inputs import (
     normalize_email,
 )
 from service.problems import PROBLEM_JSON, Problem
+from service.requestctx import note_next_action, note_user
 
 
 async def require_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Guard: runs before the body is read, so a bad token never costs a decode or an upstream call."""
     auth: Authenticator = connection.app.state.auth
-    connection.scope["user"] = await auth.authenticate(connection.headers.get("authorization"))
+    user = await auth.authenticate(connection.headers.get("authorization"))
+    connection.scope["user"] = user
+    note_user(user.uid)
 
 
 def _user(request: Request[Any, Any, Any]) -> User:
     return request.scope["user"]  # type: ignore[return-value]
+
+
+def _noted(state: OnboardingState) -> OnboardingState:
+    note_next_action(state.next_action)
+    return state
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str | None:
@@ -83,7 +91,7 @@ class OnboardingController(Controller):
 
     @get("/", operation_id="getCardOnboarding", summary="The caller's current state", responses=_problems())
     async def current(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
-        return await onboarding.current(user)
+        return _noted(await onboarding.current(user))
 
     @post(
         "/",
@@ -105,7 +113,7 @@ class OnboardingController(Controller):
                 "email_invalid",
                 FixInput(endpoint=START, errors=[FieldError("email", "This is not a valid email address.")]),
             )
-        return await onboarding.start(user, email, _client_ip(request))
+        return _noted(await onboarding.start(user, email, _client_ip(request)))
 
     @post(
         "/email-verification",
@@ -117,7 +125,7 @@ class OnboardingController(Controller):
     async def verify_email(
         self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return await onboarding.verify_email(user, data.code)
+        return _noted(await onboarding.verify_email(user, data.code))
 
     @post(
         "/kyc-session",
@@ -129,7 +137,7 @@ class OnboardingController(Controller):
     async def kyc_session(
         self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return await onboarding.kyc_session(user)
+        return _noted(await onboarding.kyc_session(user))
 
     @post(
         "/source-of-funds",
@@ -141,7 +149,7 @@ class OnboardingController(Controller):
     async def source_of_funds(
         self, data: JSONBody[SourceOfFundsRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return await onboarding.submit_source_of_funds(user, [(a.question, a.answer) for a in data.answers])
+        return _noted(await onboarding.submit_source_of_funds(user, [(a.question, a.answer) for a in data.answers]))
 
     @post(
         "/phone",
@@ -157,7 +165,7 @@ class OnboardingController(Controller):
         user: NamedDependency[User],
         onboarding: NamedDependency[Onboarding],
     ) -> OnboardingState:
-        return await onboarding.request_phone_code(user, data.phone_number, _client_ip(request))
+        return _noted(await onboarding.request_phone_code(user, data.phone_number, _client_ip(request)))
 
     @post(
         "/phone-verification",
@@ -169,7 +177,7 @@ class OnboardingController(Controller):
     async def verify_phone(
         self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return await onboarding.verify_phone_code(user, data.code)
+        return _noted(await onboarding.verify_phone_code(user, data.code))
 
     @post(
         "/card",
@@ -179,4 +187,4 @@ class OnboardingController(Controller):
         responses=_problems(409),
     )
     async def card(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
-        return await onboarding.create_card(user)
+        return _noted(await onboarding.create_card(user))

@@ -18,18 +18,20 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from litestar.response import Response
+from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.api import OnboardingController
 from service.auth import Authenticator
 from service.breaker import State
-from service.middleware import RequestIdMiddleware
+from service.middleware import AnswerOptions, RequestIdMiddleware
 from service.onboarding.flow import Onboarding
 from service.openapi import finalize as finalize_openapi
 from service.problems import EXCEPTION_HANDLERS
 from service.settings import Settings
 from service.store import RedisLike, StateStore, connect
 from service.tracing import Tracing
+from service.webhooks import WebhookReceiver, receive_yativo_webhook
 from service.yativo import YativoClient
 
 log = structlog.get_logger(__name__)
@@ -94,8 +96,13 @@ def create_app(
         app.state.store = store
         app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         app.state.onboarding = Onboarding(
-            client, store, clock=clock, deadline_seconds=settings.request_deadline_seconds
+            client,
+            store,
+            clock=clock,
+            deadline_seconds=settings.request_deadline_seconds,
+            kyc_link_hosts=settings.kyc_link_hosts,
         )
+        app.state.webhooks = WebhookReceiver(settings, store_redis, clock=clock)
         app.state.ready = True
         try:
             yield
@@ -132,11 +139,11 @@ def create_app(
         else None
     )
     app = Litestar(
-        route_handlers=[OnboardingController, livez, readyz, PrometheusController],
+        route_handlers=[OnboardingController, receive_yativo_webhook, livez, readyz, PrometheusController],
         lifespan=[resources],
         on_shutdown=[tracing.shutdown],
         plugins=tracing.plugins,
-        middleware=[RequestIdMiddleware, prometheus.middleware],
+        middleware=[prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi,
@@ -145,4 +152,7 @@ def create_app(
         debug=False,
     )
     finalize_openapi(app.openapi_schema)
+    # Outside Litestar's router, so every answer (404, 405, CORS preflight, errors) gets the id and headers.
+    allow = {r.path: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute) and "{" not in r.path}
+    app.asgi_handler = RequestIdMiddleware(AnswerOptions(app.asgi_handler, allow))
     return app

@@ -45,6 +45,8 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
         self._state = State.CLOSED
+        if on_change is not None:
+            on_change(name, State.CLOSED)  # so the state is exported from the start, not only after a change
 
     @property
     def state(self) -> State:

@@ -12,14 +12,14 @@ refusing every new user during a Redis outage would cost more than a few unmeter
 | `bff:{u:<uid>}:quota:<action>`        | emails or SMS this user asked for      | 1 h (window)   |
 | `bff:{ip:<addr>}:quota:<action>`      | the same, per client address           | 1 h (window)   |
 
-A code attempt is counted before the upstream is asked (so parallel guesses cannot slip past the limit) and
-refunded when the answer was not "wrong code" (right, expired, upstream down): only wrong guesses use it up.
+A code attempt is counted before the upstream is asked (so parallel guesses cannot slip past the limit), never
+once the limit is reached (a refused try costs nothing), and refunded when the answer was not a wrong or dead code
+(right, upstream down): only wrong guesses use it up.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,16 +37,38 @@ CODE_ATTEMPTS_PER_HOUR = 10
 # Each start can send an email and each phone request an SMS: both cost money and can be used to spam.
 QUOTAS = {"start": (10, 60), "phone": (5, 30)}  # action -> (per user, per client address) per hour
 
-# Count one more against each key; give each key its window on first use; report counts and seconds left.
+# Unless a key is already at its limit, count one more against each (giving each its window on first use);
+# report whether it was counted, then each key's count and seconds left. A refused try is not counted.
 _COUNT = """
-local out = {}
 for i, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('get', key) or '0')
+  if n >= tonumber(ARGV[i + 1]) then
+    local out = {0}
+    for _, k in ipairs(KEYS) do
+      out[#out + 1] = tonumber(redis.call('get', k) or '0')
+      out[#out + 1] = redis.call('ttl', k)
+    end
+    return out
+  end
+end
+local out = {1}
+for _, key in ipairs(KEYS) do
   local n = redis.call('incr', key)
   if n == 1 then redis.call('expire', key, ARGV[1]) end
   out[#out + 1] = n
   out[#out + 1] = redis.call('ttl', key)
 end
 return out
+"""
+
+# Give back one count, but never below zero and never to a key that has already expired (that would make a key
+# without a TTL, and an extra try in the next window).
+_REFUND = """
+for _, key in ipairs(KEYS) do
+  local n = tonumber(redis.call('get', key) or '0')
+  if n > 0 then redis.call('decr', key) end
+end
+return 1
 """
 
 
@@ -68,25 +90,29 @@ class Limits:
         self._redis = redis
         self._breaker = breaker
         self._script: Any = None
+        self._refund: Any = None
 
     async def code_attempt(self, uid: str, kind: str, issue: str) -> None:
         """Count one attempt at a `kind` ("email"/"sms") code; raise LimitExceeded past either limit."""
         keys = [_user_key(uid, f"otp:{kind}:{issue}"), _user_key(uid, f"otp:{kind}:hour")]
-        (per_issue, issue_ttl), (per_hour, hour_ttl) = await self._count(keys)
-        if per_issue > CODE_ATTEMPTS_PER_ISSUE or per_hour > CODE_ATTEMPTS_PER_HOUR:
+        counted, [(_, issue_ttl), (per_hour, hour_ttl)] = await self._count(
+            keys, [CODE_ATTEMPTS_PER_ISSUE, CODE_ATTEMPTS_PER_HOUR]
+        )
+        if not counted:
             metrics.REFUSALS.labels("otp_attempts_exceeded", kind).inc()
             log.warning("code_attempts_exceeded", kind=kind)
-            wait = hour_ttl if per_hour > CODE_ATTEMPTS_PER_HOUR else issue_ttl
-            limit = CODE_ATTEMPTS_PER_HOUR if per_hour > CODE_ATTEMPTS_PER_HOUR else CODE_ATTEMPTS_PER_ISSUE
-            raise LimitExceeded("otp_attempts_exceeded", kind, wait, limit)
+            hourly = per_hour >= CODE_ATTEMPTS_PER_HOUR
+            wait = hour_ttl if hourly else issue_ttl
+            raise LimitExceeded(
+                "otp_attempts_exceeded", kind, wait, CODE_ATTEMPTS_PER_HOUR if hourly else CODE_ATTEMPTS_PER_ISSUE
+            )
 
     async def refund_code_attempt(self, uid: str, kind: str, issue: str) -> None:
         """The attempt was not a wrong guess: give it back (best effort; a lost refund only errs on the safe side)."""
+        if self._refund is None:
+            self._refund = self._redis.register_script(_REFUND)
         try:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.decr(_user_key(uid, f"otp:{kind}:{issue}"))
-            pipe.decr(_user_key(uid, f"otp:{kind}:hour"))
-            await pipe.execute()
+            await self._refund(keys=[_user_key(uid, f"otp:{kind}:{issue}"), _user_key(uid, f"otp:{kind}:hour")])
         except (RedisError, OSError) as exc:
             log.warning("redis_refund_failed", error=type(exc).__name__)
 
@@ -96,35 +122,35 @@ class Limits:
         keys = [_user_key(uid, f"quota:{action}")]
         if client_ip:
             keys.append(f"bff:{{ip:{client_ip}}}:quota:{action}")
-        try:
-            counted = await self._count_each(keys)
-        except LimitsUnavailable:
-            log.warning("quota_unchecked", action=action)
-            return
-        for (count, ttl), limit in zip(counted, (per_user, per_address), strict=False):
-            if count > limit:
+        # One script per key: on a Redis Cluster a user's and an address's keys live in different slots.
+        for key, limit in zip(keys, (per_user, per_address), strict=False):
+            try:
+                counted, [(_, ttl)] = await self._count([key], [limit])
+            except LimitsUnavailable:
+                log.warning("quota_unchecked", action=action)
+                return
+            if not counted:
                 metrics.REFUSALS.labels("rate_limited", action).inc()
                 log.warning("quota_exceeded", action=action)
                 raise LimitExceeded("rate_limited", action, ttl, limit)
 
-    async def _count_each(self, keys: Sequence[str]) -> list[tuple[int, int]]:
-        # One script per key: on a Redis Cluster a user's and an address's keys live in different slots.
-        return [(await self._count([key]))[0] for key in keys]
-
-    async def _count(self, keys: Sequence[str]) -> list[tuple[int, int]]:
+    async def _count(self, keys: Sequence[str], limits: Sequence[int]) -> tuple[bool, list[tuple[int, int]]]:
         if self._breaker.allow() is not None:
             raise LimitsUnavailable("redis is unavailable")
         if self._script is None:
             self._script = self._redis.register_script(_COUNT)
         try:
-            raw = await self._script(keys=list(keys), args=[WINDOW_SECONDS])
+            raw = await self._script(keys=list(keys), args=[WINDOW_SECONDS, *limits])
         except (RedisError, OSError) as exc:
             self._breaker.failure()
             log.warning("redis_limits_failed", error=type(exc).__name__)
             raise LimitsUnavailable("redis is unavailable") from None
+        except BaseException:
+            self._breaker.release()  # cancelled: this call may have held the breaker's one probe
+            raise
         self._breaker.success()
         values = [int(v) for v in raw]
-        return [(values[i], max(values[i + 1], 1)) for i in range(0, len(values), 2)]
+        return bool(values[0]), [(values[i], max(values[i + 1], 1)) for i in range(1, len(values), 2)]
 
 
 def _user_key(uid: str, suffix: str) -> str:
@@ -139,11 +165,13 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
         hops = [h.strip() for h in forwarded_for.split(",") if h.strip()] + hops
     chosen = None
     for hop in reversed(hops):
-        address = _canonical(hop)
-        if address is None:
+        try:
+            ip = ipaddress.ip_address(hop)
+        except ValueError:
             break  # garbage in the chain: trust ends at the last proxy that wrote a real address
-        chosen = address
-        if not _trusted(address, trusted):
+        # One IPv6 subscriber usually holds a whole /64: count it as one address, or the quota is trivially bypassed.
+        chosen = str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
+        if not any(ip in network for network in trusted):
             break
     return chosen
 
@@ -154,14 +182,3 @@ def _trusted(address: str, trusted: Sequence[Any]) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in trusted)
-
-
-def _canonical(address: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(address))
-    except ValueError:
-        return None
-
-
-def retry_after_seconds(value: float) -> int:
-    return max(1, math.ceil(value))

@@ -1,10 +1,12 @@
-"""Logging set-up, in one place: structlog to stdout, JSON off a TTY, request context from contextvars."""
+"""Logging set-up, in one place: structlog to stdout, JSON off a TTY, request context, and redaction of secrets and PII."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import sys
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 import structlog
@@ -19,39 +21,121 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 
+REDACTED = "[redacted]"
+# Values under these keys are dropped whole, wherever they appear (any depth, any case).
+_DROP_EXACT = frozenset({"code", "codes", "otp", "pin", "cvv", "pan", "body", "raw", "content", "text", "data"})
+_DROP_PARTS = ("secret", "password", "token", "authorization", "api_key", "apikey", "cookie", "otp", "signature")
+# No "/" in the local part (RFC 5322 allows it): in logs an email mostly follows a path segment.
+_EMAIL = re.compile(r"([\w.!#$%&'*+=?^`{|}~-]{1,64})@((?:[\w-]+\.)+[\w-]{2,63})")
+_PHONE = re.compile(r"\+[1-9](?:[\s().-]?\d){6,14}(?!\d)")
+_JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
+_URL_CREDENTIALS = re.compile(r"://[^/\s@]*@")
+# One cheap test before any regex: most strings in an event (paths, ids, levels) contain none of these.
+_SUSPECT = re.compile(r"[@+]|eyJ")
+_MAX_DEPTH = 4
 
-# Values msgspec cannot encode natively (an exception, a Path) are logged as their str().
-_json = msgspec.json.Encoder(enc_hook=str)
+
+@functools.lru_cache(maxsize=1024)
+def _drop(key: str) -> bool:
+    low = key.lower()
+    return low in _DROP_EXACT or any(part in low for part in _DROP_PARTS)
 
 
-def _to_json(event: dict[str, Any], **_: Any) -> bytes:
-    # JSONRenderer passes json.dumps-style keywords (default=...); msgspec takes none of them.
-    return _json.encode(event)
+def _mask_email(match: re.Match[str]) -> str:
+    return f"{match.group(1)[:2]}***@{match.group(2)}"
 
 
-def configure_logging(settings: Settings) -> None:
+def _mask_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return f"+{digits[:2]}{'*' * (len(digits) - 4)}{digits[-2:]}"
+
+
+def scrub(text: str) -> str:
+    """Masks emails and phone numbers and removes JWT-looking strings from free text."""
+    if len(text) < 6 or not _SUSPECT.search(text):
+        return text
+    text = _JWT.sub("[jwt]", text)
+    if "@" in text:
+        text = _URL_CREDENTIALS.sub("://[redacted]@", text)
+        text = _EMAIL.sub(_mask_email, text)
+    if "+" in text:
+        text = _PHONE.sub(_mask_phone, text)
+    return text
+
+
+def _clean(value: Any, depth: int) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return REDACTED  # raw bytes are upstream or request bodies: never logged
+    if depth >= _MAX_DEPTH:
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: REDACTED if isinstance(k, str) and _drop(k) else _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_clean(v, depth + 1) for v in value]
+    return scrub(repr(value))
+
+
+def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: drops secret-named fields, masks emails and phones, removes tokens, in every event."""
+    for key, value in event.items():
+        if _drop(key) and key != "event":
+            event[key] = REDACTED
+        elif isinstance(value, str):
+            if len(value) >= 6:
+                event[key] = scrub(value)
+        elif not isinstance(value, (int, float, bool)) and value is not None:
+            event[key] = _clean(value, 0)
+    return event
+
+
+def _encode_json(event: dict[str, Any], *, default: Any = repr) -> bytes:
+    # structlog passes json.dumps' `default`; msgspec calls the same hook `enc_hook`.
+    return msgspec.json.encode(event, enc_hook=default)
+
+
+def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> None:
+    """`stream` replaces stdout and stderr (JSON lines, bytes from structlog and text from the stdlib): the tests
+    use it to read every line the service writes."""
     level = _LEVELS[settings.log_level]
-    console = settings.log_format == "console" or (settings.log_format == "" and sys.stdout.isatty())
-    processors: list[structlog.types.Processor] = [
+    console = stream is None and (
+        settings.log_format == "console" or (settings.log_format == "" and sys.stdout.isatty())
+    )
+    shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        # Last before rendering, so it also sees the formatted exception and every bound or merged value.
+        redact,
     ]
+    processors = list(shared)
     if console:
         processors.append(structlog.dev.ConsoleRenderer())
         factory: structlog.types.WrappedLogger = structlog.PrintLoggerFactory(sys.stdout)
     else:
         # msgspec encodes straight to bytes; no stdlib logging hop on the hot path.
-        processors.append(structlog.processors.JSONRenderer(serializer=_to_json))
-        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+        processors.append(structlog.processors.JSONRenderer(serializer=_encode_json))
+        factory = structlog.BytesLoggerFactory(stream or sys.stdout.buffer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=factory,
         cache_logger_on_first_use=True,
     )
-    # Libraries that log through the stdlib (the ASGI server, redis-py) go to stderr at warning and above.
-    logging.basicConfig(
-        level=max(level, logging.WARNING), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    # Libraries that log through the stdlib (the ASGI server, redis-py) go to stderr at warning and above,
+    # through the same redaction: their messages can carry URLs with credentials or request data.
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared[1:],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.dev.ConsoleRenderer(colors=False) if console else structlog.processors.JSONRenderer(),
+            ],
+        )
     )
+    logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler], force=True)

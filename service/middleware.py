@@ -1,4 +1,4 @@
-"""Request id: taken from X-Request-ID when sane, else generated; echoed, sent upstream, and logged."""
+"""The outermost layer of every answer: the request id (taken when sane, else generated) and the security headers."""
 
 from __future__ import annotations
 
@@ -9,14 +9,24 @@ import uuid
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.requestctx import request_id_var
+from service.requestctx import RequestInfo, request_id_var, request_info_var
 
 log = structlog.get_logger("service.request")
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 
+# An API answer is never cached, sniffed, framed or leaked through a Referer. No HSTS here: TLS ends at the
+# ingress, which owns the host name and so the Strict-Transport-Security policy for it.
+SECURITY_HEADERS = (
+    (b"cache-control", b"no-store"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+_OURS = frozenset(name for name, _ in SECURITY_HEADERS) | {b"x-request-id"}
+
 
 class RequestIdMiddleware:
-    """Raw ASGI rather than Litestar's middleware base: it runs on every request, so it stays minimal."""
+    """Raw ASGI around the whole app (not per route), so 404s, 405s, CORS preflights and errors pass it too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -27,28 +37,60 @@ class RequestIdMiddleware:
             return
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = incoming.decode() if incoming is not None and _SANE.match(incoming) else uuid.uuid4().hex
-        header = (b"x-request-id", request_id.encode())
+        added = (*SECURITY_HEADERS, (b"x-request-id", request_id.encode()))
         token = request_id_var.set(request_id)
+        info = RequestInfo()
+        info_token = request_info_var.set(info)
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                # Ours replace any a handler set (one Cache-Control, never two that disagree).
+                kept = [h for h in message.get("headers", ()) if h[0].lower() not in _OURS]
+                message["headers"] = [*kept, *added]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_headers)
         finally:
+            # The one canonical line per request: what was asked, of whom, what came of it and what it cost.
+            route = scope.get("path_template")
             log.info(
                 "request",
                 method=scope["method"],
-                path=scope["path"],
+                route=route or "unmatched",
+                path=None if route else scope["path"],  # only when no route matched, to see what was asked
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                user=info.user,
+                next_action=info.next_action,
+                upstream_calls=info.upstream_calls,
             )
+            request_info_var.reset(info_token)
             request_id_var.reset(token)
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+class AnswerOptions:
+    """Answers a plain OPTIONS (not a CORS preflight) with the path's real `Allow`, without a token.
+
+    Litestar's generated OPTIONS handler lists only the methods of the first handler registered on a path
+    (GET but not POST on /v1/card-onboarding), and it sits behind the controller's guard.
+    """
+
+    def __init__(self, app: ASGIApp, allow: dict[str, str]) -> None:
+        self.app = app
+        self._allow = {path: value.encode() for path, value in allow.items()}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            allow = self._allow.get(scope["path"].rstrip("/") or "/")
+            if allow is not None and not any(k == b"access-control-request-method" for k, _ in scope["headers"]):
+                await send({"type": "http.response.start", "status": 204, "headers": [(b"allow", allow)]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+        await self.app(scope, receive, send)

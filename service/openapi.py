@@ -8,7 +8,15 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
-from litestar.openapi.spec import Discriminator, OpenAPI, Reference, Schema
+from litestar.openapi.spec import (
+    Discriminator,
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Reference,
+    Schema,
+)
 
 from service.onboarding.actions import NextAction
 
@@ -30,6 +38,7 @@ def finalize(doc: OpenAPI) -> OpenAPI:
             operation = getattr(path_item, method, None)
             if operation is not None and operation.responses:
                 operation.responses.pop("400", None)
+    _metrics_as_text(doc)
     tags = _action_tags()
     names = set(tags.values())
     mapping = {tag: f"#/components/schemas/{name}" for tag, name in tags.items()}
@@ -44,6 +53,15 @@ def finalize(doc: OpenAPI) -> OpenAPI:
             if isinstance(prop, Schema) and prop.one_of and _refs(prop.one_of) == names:
                 prop.discriminator = Discriminator(property_name="type", mapping=mapping)
     return doc
+
+
+def _metrics_as_text(doc: OpenAPI) -> None:
+    """Prometheus' controller documents JSON; it answers its text exposition format."""
+    item = (doc.paths or {}).get("/metrics")
+    ok = item.get.responses.get("200") if item is not None and item.get and item.get.responses else None
+    if isinstance(ok, OpenAPIResponse):
+        ok.content = {"text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))}
+        ok.description = "Prometheus text exposition format"
 
 
 _CLOSED_REQUESTS = frozenset({"StartRequest", "CodeRequest", "SourceOfFundsRequest", "SofAnswerInput", "PhoneRequest"})

@@ -28,7 +28,7 @@ from service.onboarding.actions import (
     SignIn,
 )
 from service.onboarding.flow import OnboardingError
-from service.requestctx import request_id_var
+from service.requestctx import note_next_action, request_id_var
 from service.yativo import (
     UpstreamAuthFailed,
     UpstreamBadResponse,
@@ -75,6 +75,9 @@ CODES: dict[str, tuple[int, str, bool]] = {
     "upstream_timeout": (504, "The card provider did not answer in time", True),
     # Security counters could not be checked (Redis unavailable): refused rather than let through unchecked.
     "service_unavailable": (503, "Please try again in a moment", True),
+    "webhook_signature_invalid": (401, "The webhook signature is not valid", False),
+    "webhooks_not_configured": (503, "Webhooks are not configured", True),
+    "webhook_store_unavailable": (503, "Deliveries cannot be recorded right now", True),
 }
 
 # Body fields whose validation has a code of its own.
@@ -91,6 +94,7 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response[Problem]:
     status, default_title, retryable = CODES[code]
+    note_next_action(action)
     out = dict(headers or {})
     if retryable:
         out["Retry-After"] = str(
@@ -168,7 +172,8 @@ def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Re
             "not_found", FixInput(endpoint=_same_call(request), errors=[FieldError("path", "No such resource.")])
         )
     if isinstance(exc, MethodNotAllowedException):
-        allow = (exc.headers or {}).get("Allow")
+        # Litestar's router names it "allow"; RFC 9110 requires it on every 405.
+        allow = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), None)
         return problem(
             "method_not_allowed",
             FixInput(endpoint=_same_call(request), errors=[FieldError("method", "This method is not allowed here.")]),

@@ -22,6 +22,19 @@ class RequestInfo:
 request_info_var: ContextVar[RequestInfo | None] = ContextVar("request_info", default=None)
 
 
+def note_next_action(action: object) -> None:
+    """Record the nextAction type an answer carries (its msgspec tag), for the request log line."""
+    info = request_info_var.get()
+    if info is not None:
+        info.next_action = type(action).__struct_config__.tag  # type: ignore[attr-defined]
+
+
+def note_user(uid: str) -> None:
+    info = request_info_var.get()
+    if info is not None:
+        info.user = uid[:16]  # already a digest of `sub`; a prefix is enough to follow one user through the logs
+
+
 def count_upstream_call() -> None:
     info = request_info_var.get()
     if info is not None:

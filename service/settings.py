@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ class ConfigError(Exception):
 
 DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The two KYC link shapes the upstream documents: `sumsub_link` on kyc.sumsub.com, `kyc_url` on kyc.yativo.com.
+DEFAULT_KYC_LINK_HOSTS = ("sumsub.com", "yativo.com")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -26,6 +29,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # One overall deadline for all the upstream and Redis work of one inbound request.
     request_deadline_seconds: float = 8.0
     yativo_webhook_secret: str = ""
+    # Also accepted while a rotation is under way (Yativo signs with the new one as soon as it is rotated).
+    yativo_webhook_secret_previous: str = ""
     redis_url: str = DEFAULT_REDIS_URL
     redis_cluster: bool = False
     auth_jwks_url: str = ""
@@ -35,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_allow_origins: tuple[str, ...] = ()
     # Proxies whose X-Forwarded-For is believed when finding the client address for per-address quotas.
     trusted_proxies: tuple[str, ...] = ()
+    # Hosts (and their subdomains) a KYC link handed to a frontend may point at.
+    kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS
     log_level: str = "info"
     log_format: str = ""  # "" = json off a TTY, console on one
     otel_exporter_otlp_endpoint: str = ""  # OTLP/HTTP collector base; tracing is off while empty
@@ -97,6 +104,19 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+_HOST = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _hosts(env: Mapping[str, str], name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    hosts = tuple(h.strip().lower().rstrip(".") for h in raw.split(",") if h.strip())
+    if not all(_HOST.match(h) for h in hosts):
+        raise ConfigError(f"{name} must be a comma-separated list of host names like sumsub.com")
+    return hosts
+
+
 def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Settings:
     """Read and validate the configuration; raises ConfigError naming the first bad variable."""
     base_url = _url(env, "YATIVO_BASE_URL", DEFAULT_YATIVO_BASE_URL, ("https", "http")).rstrip("/")
@@ -126,13 +146,25 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError("TRUSTED_PROXIES must be a comma-separated list of addresses or CIDR ranges") from None
+    webhook_secret = env.get("YATIVO_WEBHOOK_SECRET", "")
+    webhook_previous = env.get("YATIVO_WEBHOOK_SECRET_PREVIOUS", "")
+    for name, value in (
+        ("YATIVO_WEBHOOK_SECRET", webhook_secret),
+        ("YATIVO_WEBHOOK_SECRET_PREVIOUS", webhook_previous),
+    ):
+        if value and len(value.encode()) < 16:
+            raise ConfigError(f"{name} must be at least 16 bytes long")
+    if webhook_previous and not webhook_secret:
+        raise ConfigError("YATIVO_WEBHOOK_SECRET_PREVIOUS needs YATIVO_WEBHOOK_SECRET")
+    kyc_link_hosts = _hosts(env, "KYC_LINK_HOSTS", DEFAULT_KYC_LINK_HOSTS)
     return Settings(
         yativo_base_url=base_url,
         yativo_api_key=env.get("YATIVO_API_KEY", ""),
         yativo_api_secret=env.get("YATIVO_API_SECRET", ""),
         yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
         request_deadline_seconds=_float(env, "REQUEST_DEADLINE_SECONDS", 8.0, low=0.5, high=60.0),
-        yativo_webhook_secret=env.get("YATIVO_WEBHOOK_SECRET", ""),
+        yativo_webhook_secret=webhook_secret,
+        yativo_webhook_secret_previous=webhook_previous,
         redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),
         auth_jwks_url=jwks_url,
@@ -141,6 +173,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
         cors_allow_origins=origins,
         trusted_proxies=proxies,
+        kyc_link_hosts=kyc_link_hosts,
         log_level=log_level,
         log_format=log_format,
         otel_exporter_otlp_endpoint=_url(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "", ("https", "http")),

@@ -8,18 +8,24 @@ and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a d
 | `bff:{u:<uid>}:card`   | the upstream yativo_card_id  | none     | found again by lookup-customer            |
 | `bff:{u:<uid>}:snap`   | Snapshot (msgpack)           | 30 days  | rebuilt from the upstream (lookup + reads) |
 | `bff:{u:<uid>}:snap` with no customer yet | empty Snapshot | 10 min | rebuilt from the upstream             |
+| `bff:{y:<digest of yativo_card_id>}:owner` | `<uid>` | 30 days | card webhooks for this customer are ignored |
+
+The `owner` key lets a card webhook (which names only the upstream customer) find the user whose snapshot to drop;
+it is written once the user has a card, on its own (another hash slot), with the snapshot's TTL. Webhook
+de-duplication keys are documented in service.webhooks; they fail closed.
 
 Policy. Both keys are caches of facts the upstream owns, so they fail open: a Redis error or timeout on a read
 is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few
 failures in a row a circuit breaker skips Redis for a moment, so a stalled Redis costs each request nothing
 rather than a socket timeout per command; it probes again by itself. Nothing here is a security control;
-counters that must fail closed live elsewhere and do not consult this breaker.
+the code-guessing counters (service/limits.py) share this breaker but fail closed: while it is open they refuse.
 
 The single-flight leases (service/onboarding/flights.py) use the same client and breaker.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Protocol
 
 import msgspec
@@ -62,6 +68,10 @@ class Keys:
         self.snap = f"{tag}:snap"
 
 
+def owner_key(card_id: str) -> str:
+    return f"bff:{{y:{hashlib.sha256(card_id.encode()).hexdigest()[:32]}}}:owner"
+
+
 class StateStore:
     def __init__(self, redis: RedisLike, *, breaker: CircuitBreaker | None = None) -> None:
         self.redis = redis
@@ -80,6 +90,9 @@ class StateStore:
             self._failed("redis_read_failed", exc)
             metrics.CACHE.labels("error").inc()
             return None
+        except BaseException:
+            self.breaker.release()  # cancelled: this call may have held the breaker's one probe
+            raise
         self.breaker.success()
         if raw is None:
             metrics.CACHE.labels("miss").inc()
@@ -99,13 +112,20 @@ class StateStore:
         keys = Keys(uid)
         ttl = SNAPSHOT_TTL_SECONDS if snapshot.card_id else EMPTY_SNAPSHOT_TTL_SECONDS
         try:
-            pipe = self.redis.pipeline(transaction=True)
+            # Not a MULTI: both writes are idempotent, and redis-py's cluster client runs transactions on a
+            # throwaway event loop.
+            pipe = self.redis.pipeline(transaction=False)
             pipe.set(keys.snap, _encode(snapshot), ex=ttl)
             if snapshot.card_id:
                 pipe.set(keys.card, snapshot.card_id)
             await pipe.execute()
+            if snapshot.card is not None and snapshot.card_id:
+                await self.redis.set(owner_key(snapshot.card_id), uid, ex=SNAPSHOT_TTL_SECONDS)  # type: ignore[attr-defined]
         except (RedisError, OSError) as exc:
             self._failed("redis_write_failed", exc)
+        except BaseException:
+            self.breaker.release()
+            raise
         else:
             self.breaker.success()
 
@@ -117,6 +137,9 @@ class StateStore:
             await self.redis.delete(Keys(uid).snap)
         except (RedisError, OSError) as exc:
             self._failed("redis_write_failed", exc)
+        except BaseException:
+            self.breaker.release()
+            raise
         else:
             self.breaker.success()
 

@@ -17,6 +17,13 @@ import httpx
 import pytest
 
 from service.emulator import EmulatorConfig, create_emulator_app
+from tests.leakguard import (  # noqa: F401 - the hooks run the whole-suite log leak check
+    pytest_configure,
+    pytest_sessionfinish,
+    register,
+    register_body,
+    subprocess_log,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,21 +47,40 @@ def wait_until_listening(port: int, process: subprocess.Popen[bytes], timeout: f
     raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
 
 
+def serve_env(emulator: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a real `python -m service serve` wired to an emulator (its root URL) and a Redis."""
+    return {
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "REDIS_URL": redis_url,
+        "YATIVO_BASE_URL": f"{emulator}/api/v1",
+        "YATIVO_API_KEY": "yativo_test",
+        "YATIVO_API_SECRET": "s3cret",
+        **extra,
+    }
+
+
 def start_module(args: list[str], port: int, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Start `python -m service ...` as a real process and wait until its port accepts connections."""
+    """Start `python -m service ...` as a real process and wait until its port accepts connections.
+
+    Its output goes to a file the log leak check reads at the end of the run."""
+    register(*(v for k, v in (env or {}).items() if any(s in k for s in ("SECRET", "KEY", "TOKEN", "PASSWORD"))))
+    output = subprocess_log()
     process = subprocess.Popen(
         [sys.executable, "-m", "service", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=output,
+        stderr=subprocess.STDOUT,
     )
     try:
         wait_until_listening(port, process)
     except Exception:
         process.kill()
-        _, err = process.communicate(timeout=5)
-        raise RuntimeError(err.decode(errors="replace")) from None
+        process.wait(timeout=5)
+        output.seek(0)
+        raise RuntimeError(output.read().decode(errors="replace")) from None
+    finally:
+        output.close()
     return process
 
 
@@ -142,6 +168,7 @@ class FakeClock:
 
 
 JWT_SECRET = "test-secret-for-hs256-tokens-000000000"
+WEBHOOK_SECRET = "whsec_test-webhook-secret-0000000000"
 
 
 class Harness:
@@ -156,13 +183,16 @@ class Harness:
     def auth(self, sub: str = "user-ada") -> dict[str, str]:
         from service.auth import issue_dev_token
 
-        return {"Authorization": f"Bearer {issue_dev_token(JWT_SECRET, sub)}"}
+        token = issue_dev_token(JWT_SECRET, sub)
+        register(token)
+        return {"Authorization": f"Bearer {token}"}
 
     async def get(self, sub: str = "user-ada", **kw: Any) -> Any:
         return await self.client.get("/v1/card-onboarding", headers={**self.auth(sub), **kw.pop("headers", {})}, **kw)
 
     async def post(self, path: str, body: Any = None, sub: str = "user-ada", **kw: Any) -> Any:
         url = "/v1/card-onboarding" + path
+        register_body(body)
         return await self.client.post(url, json=body, headers={**self.auth(sub), **kw.pop("headers", {})}, **kw)
 
     async def last_code(self, to: str, kind: str) -> str:
@@ -197,9 +227,22 @@ def service_settings(**env: str) -> Any:
             "YATIVO_BASE_URL": "http://emulator/api/v1",
             "YATIVO_API_KEY": "yativo_test",
             "YATIVO_API_SECRET": "s3cret",
+            "YATIVO_WEBHOOK_SECRET": WEBHOOK_SECRET,
             **env,
         }
     )
+
+
+async def register_what_the_emulator_saw(control: httpx.AsyncClient) -> None:
+    """Every code the emulator sent and every address it holds is a secret or personal data for the leak check."""
+    try:
+        messages = (await control.get("/_emulator/outbox")).json()["messages"]
+        customers = (await control.get("/_emulator/customers")).json()["customers"]
+    except (httpx.HTTPError, KeyError, ValueError):
+        return
+    for message in messages:
+        register(str(message["code"]), message["to"])
+    register(*(c.get("email") for c in customers))
 
 
 @asynccontextmanager
@@ -223,26 +266,31 @@ async def harness(
 
     clock = clock or FakeClock()
     app = create_app(service_settings(**env), upstream_transport=transport, clock=clock)
-    if not served:
-        async with AsyncTestClient(app=app) as client:
-            yield Harness(client, control, clock, redis_admin)
-        return
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
-    serving = asyncio.ensure_future(server.serve())
-    while not server.started:
-        if serving.done():
-            serving.result()
-        await asyncio.sleep(0.01)
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    register(JWT_SECRET, "yativo_test", "s3cret", WEBHOOK_SECRET)
     try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits) as client:
-            yield Harness(client, control, clock, redis_admin)
+        if not served:
+            async with AsyncTestClient(app=app) as client:
+                yield Harness(client, control, clock, redis_admin)
+            return
+        import uvicorn
+
+        port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning")
+        server = uvicorn.Server(config)
+        serving = asyncio.ensure_future(server.serve())
+        while not server.started:
+            if serving.done():
+                serving.result()
+            await asyncio.sleep(0.01)
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30, limits=limits) as client:
+                yield Harness(client, control, clock, redis_admin)
+        finally:
+            server.should_exit = True
+            await serving
     finally:
-        server.should_exit = True
-        await serving
+        await register_what_the_emulator_saw(control)
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ async def test_thirty_concurrent_starts_on_one_replica_make_one_upstream_call_an
     assert action(answers[0])["type"] == "verify_email_code"
     assert len(calls_to(await bff.calls(), "/customers/onboard")) == 1
     assert [m["kind"] for m in await bff.outbox()] == ["email"]
+    assert 'card_onboarding_single_flight_joins_total{where="local"}' in (await bff.client.get("/metrics")).text
 
 
 async def test_thirty_concurrent_starts_across_two_replicas_make_one_upstream_call(replicas: Replicas) -> None:
@@ -73,6 +74,9 @@ async def test_thirty_concurrent_starts_across_two_replicas_make_one_upstream_ca
     assert {r.status_code for r in answers} == {200}
     assert {action(r)["type"] for r in answers} == {"verify_email_code"}
     assert len(calls_to(await replicas[0].calls(), "/customers/onboard")) == 1
+    assert (
+        'card_onboarding_single_flight_joins_total{where="remote"}' in (await replicas[0].client.get("/metrics")).text
+    )
     assert len(await replicas[0].customers()) == 1
     assert len(await replicas[0].outbox()) == 1
 
@@ -121,3 +125,36 @@ async def test_every_mutating_upstream_call_carries_a_deterministic_idempotency_
     card_id = card_call["path"].split("/")[3]
     assert card_call["idempotencyKey"] == _idempotency_key(User("user-ada"), "card", card_id)
     assert card_call["idempotencyKey"] != _idempotency_key(User("user-bob"), "card", card_id)
+
+
+async def test_every_key_but_the_durable_card_id_expires(replicas: Replicas) -> None:
+    await replicas[0].fault({"path": "/yativo-card/customers/onboard", "latencyMs": 200, "times": 1})
+    await replicas.fan_out(10, lambda node: node.post("", {"email": EMAIL}))
+    await drive(replicas[0], "done")
+    redis = replicas[0].redis
+    for key in redis.keys("bff:*"):
+        ttl = redis.ttl(key)
+        assert ttl > 0 or key.endswith(b":card"), (key, ttl)
+
+
+async def test_requests_queued_behind_other_steps_of_the_same_user_still_end_at_their_own_deadline(
+    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
+) -> None:
+    transport = httpx.ASGITransport(app=emulator_app)
+    async with harness(
+        control, redis_admin, transport=transport, served=True, REDIS_URL=redis_url, REQUEST_DEADLINE_SECONDS="1"
+    ) as bff:
+        await bff.get()
+        await bff.fault({"path": "/yativo-card/customers/onboard", "latencyMs": 3000})
+        loop = asyncio.get_running_loop()
+
+        async def timed_start(email: str, delay: float) -> tuple[int, float]:
+            await asyncio.sleep(delay)
+            started = loop.time()
+            response = await bff.post("", {"email": email})  # different emails: different flights, one at a time
+            return response.status_code, loop.time() - started
+
+        results = await asyncio.gather(*(timed_start(f"u{n}@example.com", n * 0.1) for n in range(4)))
+    assert [status for status, _ in results] == [504] * 4
+    # Each ends at its own deadline, waiting in line included (not one deadline per request ahead of it).
+    assert max(elapsed for _, elapsed in results) < 1.6, results

@@ -219,7 +219,7 @@ def test_prod_creates_no_secret_and_its_configuration_is_valid_once_they_exist(r
     docs = documents(rendered["prod"])
     assert not [d for d in docs if d["kind"] == "Secret"], "production Secrets are created out of band"
     secrets = {
-        "card-onboarding-yativo": {"api-key": "k", "api-secret": "s", "webhook-secret": "w"},
+        "card-onboarding-yativo": {"api-key": "k", "api-secret": "s", "webhook-secret": "w" * 32},
         "card-onboarding-redis": {"url": "rediss://:password@redis.internal:6380/0"},
     }
     settings = load_settings(pod_environment(docs, secrets))

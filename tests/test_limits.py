@@ -165,3 +165,20 @@ TRUSTED = [ipaddress.ip_network("10.0.0.0/8")]
 )
 def test_the_client_address_comes_only_from_trusted_proxies(peer: str, forwarded: str | None, expected: str) -> None:
     assert client_address(peer, forwarded, TRUSTED) == expected
+
+
+async def test_a_refused_try_costs_nothing_so_a_new_code_still_gets_its_tries(bff: Harness) -> None:
+    await drive(bff, "verify_email_code")
+    code = await bff.last_code(EMAIL, "email")
+    for _ in range(4):
+        assert (await bff.post("/email-verification", {"code": wrong(code)})).json()["code"] == "otp_invalid"
+    assert (await bff.post("/email-verification", {"code": wrong(code)})).json()["code"] == "otp_expired"
+    for _ in range(3):  # refused by us, not tried: they must not eat into the hourly budget
+        assert (await bff.post("/email-verification", {"code": code})).status_code == 429
+    await bff.control.post("/_emulator/clock", json={"advanceSeconds": 601})
+    bff.clock.advance(601)
+    await bff.post("", {"email": EMAIL})
+    fresh = await bff.last_code(EMAIL, "email")
+    for _ in range(4):  # five wrong so far this hour: five more are allowed
+        assert (await bff.post("/email-verification", {"code": wrong(fresh)})).json()["code"] == "otp_invalid"
+    assert action(await bff.post("/email-verification", {"code": fresh}))["type"] == "complete_kyc"

@@ -6,11 +6,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from openapi_spec_validator import validate
 
+from service.auth import User
 from tests.conftest import ROOT, Harness
 from tests.journey import EMAIL
+from tests.leakguard import SINK
 
 COMMITTED = ROOT / "openapi" / "openapi.json"
 
@@ -100,7 +103,9 @@ def test_the_openapi_document_is_valid_and_precise() -> None:
     assert schemas["StartRequest"]["additionalProperties"] is False
     card = schemas["OnboardingState"]["properties"]["card"]
     assert {"type": "null"} in card["oneOf"]
-    onboarding = [op for path, item in doc["paths"].items() if path.startswith("/v1/") for op in item.values()]
+    onboarding = [
+        op for path, item in doc["paths"].items() if path.startswith("/v1/card-onboarding") for op in item.values()
+    ]
     for op in onboarding:
         assert {"401", "422", "503"} <= set(op["responses"]), op["operationId"]
         assert "400" not in op["responses"]
@@ -108,3 +113,55 @@ def test_the_openapi_document_is_valid_and_precise() -> None:
         for status, answer in op["responses"].items():
             if status != "200":
                 assert list(answer["content"]) == ["application/problem+json"]
+
+
+def request_lines(request_id: str) -> list[dict[str, Any]]:
+    events = [json.loads(line) for line in SINK.lines if line.startswith("{") and request_id in line]
+    return [e for e in events if e.get("request_id") == request_id]
+
+
+async def test_every_request_logs_one_canonical_line_with_who_what_and_what_it_cost(bff: Harness) -> None:
+    await bff.post("", {"email": EMAIL}, headers={"X-Request-ID": "canonical-1"})
+    lines = request_lines("canonical-1")
+    (line,) = [e for e in lines if e["event"] == "request"]
+    assert line["method"] == "POST" and line["route"] == "/v1/card-onboarding" and line["status"] == 200
+    assert line["user"] == User("user-ada").uid[:16]
+    assert line["next_action"] == "verify_email_code"
+    upstream = [e for e in lines if e["event"] == "upstream_call"]
+    assert line["upstream_calls"] == len(upstream) >= 2  # the lookup for a new user, then the onboard
+    assert {e["operation"] for e in upstream} >= {"POST /yativo-card/customers/onboard"}
+    assert all(isinstance(e["duration_ms"], float) and e["status"] for e in upstream)
+    assert isinstance(line["duration_ms"], float) and line["level"] == "info" and line["timestamp"]
+    assert EMAIL not in json.dumps(lines)
+
+
+async def test_a_refused_request_logs_its_next_action_and_no_user(bff: Harness) -> None:
+    await bff.client.get("/v1/card-onboarding", headers={"X-Request-ID": "canonical-2"})
+    (line,) = [e for e in request_lines("canonical-2") if e["event"] == "request"]
+    assert (line["status"], line["user"], line["next_action"], line["upstream_calls"]) == (401, None, "sign_in", 0)
+    await bff.client.get("/nowhere", headers={"X-Request-ID": "canonical-3"})
+    (line,) = [e for e in request_lines("canonical-3") if e["event"] == "request"]
+    assert (line["status"], line["route"]) == (404, "unmatched")
+
+
+async def test_metrics_cover_upstream_calls_cache_breakers_and_refusals_without_user_ids(bff: Harness) -> None:
+    await bff.post("", {"email": EMAIL})
+    await bff.get()
+    code = await bff.last_code(EMAIL, "email")
+    for _ in range(6):
+        await bff.post("/email-verification", {"code": f"{(int(code) + 1) % 1_000_000:06d}"})
+    text = (await bff.client.get("/metrics")).text
+    for sample in (
+        'card_onboarding_requests_total{app_name="card_onboarding",method="POST",path="/v1/card-onboarding"',
+        'card_onboarding_request_duration_seconds_bucket{app_name="card_onboarding"',
+        'card_onboarding_upstream_calls_total{operation="POST /yativo-card/customers/onboard",outcome="ok"}',
+        'card_onboarding_upstream_calls_total{operation="POST /yativo-card/customers/{id}/verify-otp",outcome="rejected"}',
+        'card_onboarding_upstream_call_duration_seconds_bucket{le="0.005",operation="GET /card-issuer/lookup-customer"}',
+        'card_onboarding_state_cache_total{result="hit"}',
+        'card_onboarding_state_cache_total{result="miss"}',
+        'card_onboarding_circuit_state{dependency="yativo"}',
+        'card_onboarding_circuit_state{dependency="redis"}',
+        'card_onboarding_refusals_total{code="otp_attempts_exceeded",kind="email"}',
+    ):
+        assert sample in text, sample
+    assert User("user-ada").uid not in text and "usr_" not in text and EMAIL not in text

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from service.auth import issue_dev_token
-from tests.conftest import JWT_SECRET, free_port, start_module, stop
+from tests.conftest import JWT_SECRET, free_port, serve_env, start_module, stop
 
 USERS = 5
 DUPLICATES = 30
@@ -22,14 +22,7 @@ RETRYABLE = {503: "upstream_unavailable", 504: "upstream_timeout"}
 
 @pytest.fixture
 def three_replicas(emulator_server: str, redis_url: str, redis_admin: Any) -> Iterator[list[str]]:
-    env = {
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "REDIS_URL": redis_url,
-        "YATIVO_BASE_URL": f"{emulator_server}/api/v1",
-        "YATIVO_API_KEY": "yativo_test",
-        "YATIVO_API_SECRET": "s3cret",
-        "LOG_LEVEL": "warning",
-    }
+    env = serve_env(emulator_server, redis_url, LOG_LEVEL="warning")
     ports = [free_port() for _ in range(3)]
     processes = [start_module(["serve", "--host", "127.0.0.1", "--port", str(p)], p, env) for p in ports]
     try:

@@ -40,7 +40,7 @@ def test_every_request_writes_one_json_line_and_keeps_the_connection_open() -> N
     assert [a.status_code for a in answers] == [200, 200, 200]
     lines = [json.loads(line) for line in out.decode().splitlines()]
     requests = [line for line in lines if line["event"] == "request"]
-    assert [(r["request_id"], r["path"], r["status"], r["level"]) for r in requests] == [
+    assert [(r["request_id"], r["route"], r["status"], r["level"]) for r in requests] == [
         (f"req-{i}", "/livez", 200, "info") for i in range(3)
     ]
     assert all(isinstance(r["duration_ms"], float) and r["timestamp"].endswith("Z") for r in requests)

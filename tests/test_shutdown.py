@@ -15,20 +15,14 @@ from typing import Any
 import httpx
 
 from service.auth import issue_dev_token
-from tests.conftest import JWT_SECRET, ROOT, free_port, wait_until_listening
+from tests.conftest import JWT_SECRET, ROOT, free_port, serve_env, wait_until_listening
 
 
 def test_sigterm_finishes_the_request_in_flight_and_then_exits(
     emulator_server: str, remote_control: httpx.Client, redis_url: str, redis_admin: Any
 ) -> None:
     port = free_port()
-    env = {
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "REDIS_URL": redis_url,
-        "YATIVO_BASE_URL": f"{emulator_server}/api/v1",
-        "YATIVO_API_KEY": "yativo_test",
-        "YATIVO_API_SECRET": "s3cret",
-    }
+    env = serve_env(emulator_server, redis_url)
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import JWT_SECRET, ROOT, FakeClock, Harness, free_port, start_module, stop
+from tests.conftest import JWT_SECRET, ROOT, FakeClock, Harness, free_port, serve_env, start_module, stop
 from tests.journey import EMAIL
 
 GATEWAY_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -203,16 +203,13 @@ def test_the_server_process_exports_its_spans_to_the_configured_collector(
     from service.auth import issue_dev_token
 
     port = free_port()
-    env = {
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "YATIVO_BASE_URL": f"{emulator_server}/api/v1",
-        "YATIVO_API_KEY": "yativo_test",
-        "YATIVO_API_SECRET": "s3cret",
-        "REDIS_URL": redis_url,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
-        "OTEL_SERVICE_NAME": "bff-under-test",
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-    }
+    env = serve_env(
+        emulator_server,
+        redis_url,
+        OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+        OTEL_SERVICE_NAME="bff-under-test",
+        OTEL_BSP_SCHEDULE_DELAY="50",
+    )
     process = start_module(["serve", "--host", "127.0.0.1", "--port", str(port)], port, env)
     try:
         response = httpx.post(

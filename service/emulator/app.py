@@ -238,6 +238,15 @@ async def set_kyc_status(
     return emulator.set_kyc_status(email, body.status)
 
 
+@post("/customers/{email:str}/card-status", status_code=200)
+async def set_card_status(
+    email: FromPath[str], request: Request[Any, Any, Any], emulator: NamedDependency[Emulator]
+) -> dict[str, Any]:
+    """Freeze, unfreeze, void... the customer's card; answers the webhook event Yativo would deliver for it."""
+    body = _decode(await request.body(), KycBody)
+    return {"event": emulator.set_card_status(email, body.status)}
+
+
 @get("/calls")
 async def read_calls(
     emulator: NamedDependency[Emulator],
@@ -431,6 +440,7 @@ def create_emulator_app(config: EmulatorConfig | None = None, *, clock: Emulator
             read_outbox,
             list_customers,
             set_kyc_status,
+            set_card_status,
             read_calls,
             read_clock,
             advance_clock,

@@ -286,6 +286,26 @@ class Emulator:
         customer.kyc_status = status
         return self._control_view(self._settle(customer, now))
 
+    def set_card_status(self, email: str, status: str) -> dict[str, Any]:
+        """Change the customer's first card's status; returns the webhook event Yativo would send for it."""
+        from service.emulator.webhooks import CARD_STATUS_EVENTS, event
+
+        if status not in CARD_STATUS_EVENTS:
+            raise Refusal(400, "INVALID_CARD_STATUS", f"status must be one of {', '.join(CARD_STATUS_EVENTS)}")
+        customer = self._find(lambda c: c.email == normalize_email(email))
+        if not customer.cards:
+            raise Refusal(409, "NO_CARD", "the customer has no card")
+        card = customer.cards[0]
+        kind, shown = CARD_STATUS_EVENTS[status]
+        card.status, card.status_name = status, shown
+        data = {
+            "yativo_card_id": customer.yativo_card_id,
+            "card_id": f"tok_{card.card_id}",  # webhooks carry a card token, not the API card id
+            "status": shown,
+            "timestamp": iso(self.clock.now()),
+        }
+        return event(kind, data, now=self.clock.now())
+
     # --- auth ---------------------------------------------------------------------------------
 
     def issue_token(self) -> tuple[str, float]:
@@ -525,7 +545,7 @@ class Emulator:
                 "card_id": card.card_id,
                 "card_type": card.card_type,
                 "status_name": card.status_name,
-                "is_frozen": False,
+                "is_frozen": card.status == "frozen",
                 "last_four_digits": card.last_four,
                 "holder_name": card.holder_name,
                 "activated_at": iso(card.created_at),
@@ -577,7 +597,7 @@ class Emulator:
                     "card_id": card.card_id,
                     "last_four": card.last_four,
                     "card_type": card.card_type,
-                    "is_frozen": False,
+                    "is_frozen": card.status == "frozen",
                     "is_lost": False,
                     "is_blocked": False,
                     "status": card.status,
@@ -620,7 +640,7 @@ class Emulator:
                     "last_four": card.last_four,
                     "card_type": card.card_type,
                     "status": card.status,
-                    "is_frozen": False,
+                    "is_frozen": card.status == "frozen",
                     "is_lost": False,
                     "is_stolen": False,
                     "is_blocked": False,

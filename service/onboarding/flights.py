@@ -45,7 +45,15 @@ from service.yativo import (
 log = structlog.get_logger(__name__)
 
 OUTCOME_TTL_MS = 10_000
+_UNLEASED = "\x00unleased"
 WAKE_POLL_SECONDS = 0.25  # below the Redis socket timeout, so a blocking wait never looks like a dead Redis
+
+# Take the lease, or say who holds it (one round trip, atomic, and no MULTI: redis-py's cluster client runs
+# transactions on a throwaway event loop).
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return '' end
+return redis.call('get', KEYS[1]) or ''
+"""
 
 # Release the lease only if it is still ours, publish the outcome, and wake whoever waits on this token.
 _FINISH = """
@@ -121,16 +129,22 @@ class Flights:
         self._deadline = deadline_seconds
         self._lease_ms = int((deadline_seconds + 1.0) * 1000)
         self._local: dict[str, _Flight] = {}
+        self._acquire_script: Any = None
         self._finish_script: Any = None
 
     async def run(self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]]) -> OnboardingState:
         """Run `work` once for all identical concurrent calls, within the request deadline."""
-        while (running := self._local.get(uid)) is not None:
-            if running.id == flight_id:
-                metrics.FLIGHT_JOINS.labels("local").inc()
-                return await asyncio.shield(running.task)
-            await asyncio.wait([running.task])  # another step of this user: one at a time
-        task = asyncio.ensure_future(self._lead(uid, flight_id, work))
+        deadline_at = asyncio.get_running_loop().time() + self._deadline  # counts from here, waiting included
+        try:
+            async with asyncio.timeout_at(deadline_at):
+                while (running := self._local.get(uid)) is not None:
+                    if running.id == flight_id:
+                        metrics.FLIGHT_JOINS.labels("local").inc()
+                        return await asyncio.shield(running.task)
+                    await asyncio.wait([running.task])  # another step of this user: one at a time
+        except TimeoutError:
+            raise UpstreamTimeout("request deadline reached while waiting for this user's other request") from None
+        task = asyncio.ensure_future(self._lead(uid, flight_id, work, deadline_at))
         flight = self._local[uid] = _Flight(flight_id, task)
 
         def done(finished: asyncio.Future[OnboardingState]) -> None:
@@ -143,17 +157,19 @@ class Flights:
         # shield: a caller that disconnects must not cancel a run others wait for (or leave a half-made effect).
         return await asyncio.shield(task)
 
-    async def _lead(self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]]) -> OnboardingState:
+    async def _lead(
+        self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]], deadline_at: float
+    ) -> OnboardingState:
         token = secrets.token_hex(8)
         holding = f"{token}|{flight_id}"
         acquired = False
         result: OnboardingState | BaseException
         try:
-            async with asyncio.timeout(self._deadline):
+            async with asyncio.timeout_at(deadline_at):
                 while True:
-                    holder = await self._acquire(uid, holding)
-                    if holder is None:
-                        acquired = True
+                    holder = await self._acquire(uid, token, holding)
+                    if holder is None or holder is _UNLEASED:
+                        acquired = holder is None  # _UNLEASED: Redis unusable, run without a lease
                         break
                     outcome = await self._follow(uid, holder, flight_id)
                     if outcome is not None:
@@ -177,23 +193,25 @@ class Flights:
 
     # --- Redis, failing open ------------------------------------------------------------------
 
-    async def _acquire(self, uid: str, holding: str) -> str | None:
-        """None when this run may go ahead (lease taken, or Redis unusable); else the current holder."""
+    async def _acquire(self, uid: str, token: str, holding: str) -> str | None:
+        """None when the lease is ours, _UNLEASED when Redis cannot be asked (run anyway), else the holder."""
         if self._breaker.allow() is not None:
-            return None
-        key = _key(uid, "lease")
+            return _UNLEASED
+        if self._acquire_script is None:
+            self._acquire_script = self._redis.register_script(_ACQUIRE)
         try:
-            pipe = self._redis.pipeline(transaction=True)
-            pipe.set(key, holding, nx=True, px=self._lease_ms)
-            pipe.get(key)
-            taken, holder = await pipe.execute()
+            holder = await self._acquire_script(keys=[_key(uid, "lease")], args=[holding, self._lease_ms])
         except (RedisError, OSError) as exc:
             self._redis_failed(exc)
-            return None
+            return _UNLEASED
+        except BaseException:
+            # Cut off (the deadline): the SET may have landed, so give the lease back if it is ours.
+            self._breaker.release()
+            await asyncio.shield(self._finish(uid, token, holding, None))
+            raise
         self._breaker.success()
-        if taken or holder is None:
-            return None
-        return holder.decode() if isinstance(holder, bytes) else str(holder)
+        holder = holder.decode() if isinstance(holder, bytes) else str(holder or "")
+        return holder or None
 
     async def _follow(self, uid: str, holder: str, flight_id: str) -> Outcome | None:
         """Wait until `holder` finishes. Its outcome if it ran the same flight, else None (then try to lead)."""
@@ -207,6 +225,7 @@ class Flights:
                 pipe = self._redis.pipeline(transaction=False)
                 if woke is not None:
                     pipe.rpush(wake, b"1")  # pass the wake-up on to the next follower
+                    pipe.pexpire(wake, OUTCOME_TTL_MS)  # BLPOP emptied the list and Redis dropped its TTL with it
                 pipe.get(outcome_key)
                 pipe.get(lease)
                 *_, raw, current = await pipe.execute()
@@ -225,8 +244,7 @@ class Flights:
                 return None  # released without an outcome, or expired: compete again
 
     async def _finish(self, uid: str, token: str, holding: str, outcome: Outcome | None) -> None:
-        if self._breaker.allow() is not None:
-            return
+        # Tried even while the breaker is open: a lease left behind would keep other replicas waiting for it.
         if self._finish_script is None:
             self._finish_script = self._redis.register_script(_FINISH)
         keys = [_key(uid, "lease"), _key(uid, f"outcome:{token}"), _key(uid, f"wake:{token}")]

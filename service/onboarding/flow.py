@@ -59,10 +59,19 @@ from service.onboarding.decide import (
 )
 from service.onboarding.errors import OnboardingError
 from service.onboarding.flights import Flights
+from service.onboarding.kyclink import DEFAULT_KYC_LINK_HOSTS, described, first_allowed
 from service.onboarding.masking import mask_email, mask_phone
 from service.onboarding.snapshot import Snapshot
 from service.store import StateStore
-from service.yativo import Card, Customer, SofAnswer, UpstreamRejected, UpstreamUnavailable, YativoClient
+from service.yativo import (
+    Card,
+    Customer,
+    SofAnswer,
+    UpstreamBadResponse,
+    UpstreamRejected,
+    UpstreamUnavailable,
+    YativoClient,
+)
 
 T = TypeVar("T")
 
@@ -94,8 +103,10 @@ class Onboarding:
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
         deadline_seconds: float = 8.0,
+        kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS,
     ) -> None:
         self._yativo = yativo
+        self._kyc_link_hosts = kyc_link_hosts
         self._store = store
         self._clock = clock
         self._poll = poll_seconds
@@ -161,7 +172,7 @@ class Onboarding:
                 self._yativo.onboard(
                     email,
                     user.external_customer_id,
-                    idempotency_key=_idempotency_key(user, "onboard", email, snapshot.otp_expires_at),
+                    idempotency_key=_idempotency_key(user, "onboard", email, snapshot.email_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -194,7 +205,7 @@ class Onboarding:
                 self._yativo.verify_otp(
                     snapshot.card_id,
                     code,
-                    idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.otp_expires_at),
+                    idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.email_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -264,7 +275,7 @@ class Onboarding:
                 self._yativo.request_phone_verification(
                     snapshot.card_id,
                     phone_number,
-                    idempotency_key=_idempotency_key(user, "phone", phone_number, snapshot.phone_masked),
+                    idempotency_key=_idempotency_key(user, "phone", phone_number, snapshot.phone_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -306,7 +317,7 @@ class Onboarding:
                 self._yativo.verify_phone(
                     snapshot.card_id,
                     code,
-                    idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_masked),
+                    idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
@@ -314,6 +325,7 @@ class Onboarding:
                 wrong = True
                 raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
             if exc.code in PHONE_CODE_DEAD:
+                wrong = True  # counted like the email code's: a dead code is no licence for free tries
                 snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
                 await self._store.save(user.uid, snapshot)
                 raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
@@ -434,10 +446,15 @@ class Onboarding:
     async def _with_kyc_link(self, s: Snapshot) -> Snapshot:
         assert s.card_id is not None
         link = await self._yativo.kyc_link(s.card_id)
+        url = first_allowed((link.kyc_url, link.sumsub_link), self._kyc_link_hosts)
+        if url is None:
+            # Never hand the frontend a link off the KYC provider's hosts: the user would open it as ours.
+            log.error("kyc_link_refused", **described(link.url))
+            raise UpstreamBadResponse("kyc link not on an allowed host")
         now = self._clock()
         return msgspec.structs.replace(
             s,
-            kyc_url=link.url,
+            kyc_url=url,
             kyc_url_expires_at=now + KYC_LINK_TTL_SECONDS - KYC_LINK_REFRESH_MARGIN_SECONDS,
             flow_status="kyc_initiated" if s.flow_status in FLOW_KYC_LINK | {None} else s.flow_status,
             kyc_status=s.kyc_status or "pending",

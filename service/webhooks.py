@@ -1,0 +1,205 @@
+"""Yativo's signed webhooks: verify, de-duplicate, and apply the card events that change what a user sees.
+
+Keys (next to the per-user ones in service.store):
+
+| key                        | value              | TTL     | when Redis fails                                   |
+|----------------------------|--------------------|---------|----------------------------------------------------|
+| `bff:wh:<digest of event id>` | `pending` / `done` | 60 s / 7 days | fail CLOSED: 503, Yativo delivers again later |
+
+`pending` is taken with SET NX before the event is applied and becomes `done` after; a delivery that finds
+`pending` (another replica is applying it, or one died half-way) gets 503 and is retried once it lapses, so an
+event is never knowingly applied twice and never lost to a crash. Seven days outlast Yativo's retry schedule
+(the last automatic attempt is about 39 hours after the first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import msgspec
+import structlog
+from litestar import Request, Response, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import HeaderParameter
+from redis.exceptions import RedisError
+
+from service.onboarding.actions import Endpoint, RetryLater, SignIn
+from service.problems import PROBLEM_JSON, Problem, problem
+from service.settings import Settings
+from service.store import Keys, owner_key
+
+log = structlog.get_logger(__name__)
+
+WEBHOOK_PATH = "/v1/webhooks/yativo"
+TOLERANCE_SECONDS = 300
+PENDING_TTL_SECONDS = 60
+DONE_TTL_SECONDS = 7 * 24 * 3600
+# Events after which the user's card looks different: drop the cached snapshot, the next read asks the upstream.
+CARD_EVENTS = frozenset(
+    {
+        "card.created",
+        "card.activated",
+        "card.frozen",
+        "card.unfrozen",
+        "card.voided",
+        "card.lost",
+        "card.stolen",
+        "card.cancelled",
+        "card.deactivated",
+    }
+)
+
+
+class Envelope(msgspec.Struct, frozen=True):
+    """The documented envelope; extra fields are tolerated, `data` is read defensively (its shapes are INFERRED)."""
+
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    data: dict[str, Any] = {}
+
+
+class WebhookAck(msgspec.Struct, frozen=True):
+    """`applied`, `duplicate` (already processed: not applied again) or `ignored` (not an event we act on)."""
+
+    status: str
+
+
+_decode_envelope = msgspec.json.Decoder(Envelope).decode
+
+
+class Unavailable(Exception):
+    """Redis could not record or apply the delivery: answer 503 so Yativo delivers it again."""
+
+
+class WebhookReceiver:
+    def __init__(self, settings: Settings, redis: Any, *, clock: Callable[[], float] = time.time) -> None:
+        self._secrets = tuple(
+            s.encode() for s in (settings.yativo_webhook_secret, settings.yativo_webhook_secret_previous) if s
+        )
+        self._redis = redis
+        self._clock = clock
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._secrets)
+
+    def verify(self, body: bytes, signature: str | None, timestamp: str | None) -> bool:
+        """Timestamp within 5 minutes either way and a signature by one of the secrets; compared in constant time."""
+        if not signature or not timestamp or len(timestamp) > 12 or not (timestamp.isascii() and timestamp.isdigit()):
+            return False
+        if abs(self._clock() - int(timestamp)) > TOLERANCE_SECONDS:
+            return False
+        given = signature.encode("utf-8", "replace")
+        signed = timestamp.encode() + b"." + body
+        matched = False
+        for secret in self._secrets:  # every secret is tried, so timing does not tell which one matched
+            expected = b"sha256=" + hmac.new(secret, signed, hashlib.sha256).hexdigest().encode()
+            matched |= hmac.compare_digest(expected, given)
+        return matched
+
+    async def handle(self, body: bytes) -> str:
+        """Apply one verified delivery at most once; raises Unavailable when that cannot be guaranteed."""
+        try:
+            envelope = _decode_envelope(body)
+        except msgspec.DecodeError:  # ValidationError included
+            # Signed by Yativo but not an envelope: retrying would not change it, so acknowledge and say so.
+            log.error("webhook_malformed")
+            return "ignored"
+        key = "bff:wh:" + hashlib.sha256(envelope.id.encode()).hexdigest()[:32]
+        try:
+            if not await self._redis.set(key, b"pending", nx=True, ex=PENDING_TTL_SECONDS):
+                state = await self._redis.get(key)
+                if state == b"done":
+                    log.info("webhook_duplicate", event_type=envelope.type, event_id=envelope.id[:64])
+                    return "duplicate"
+                raise Unavailable("delivery in flight")
+        except (RedisError, OSError) as exc:
+            log.warning("webhook_dedup_unavailable", error=type(exc).__name__)
+            raise Unavailable("redis") from None
+        try:
+            outcome = await self._apply(envelope)
+            await self._redis.set(key, b"done", ex=DONE_TTL_SECONDS)
+        except (RedisError, OSError) as exc:
+            log.warning("webhook_apply_failed", event_type=envelope.type, error=type(exc).__name__)
+            await self._release(key)
+            raise Unavailable("redis") from None
+        log.info("webhook_processed", event_type=envelope.type, event_id=envelope.id[:64], outcome=outcome)
+        return outcome
+
+    async def _apply(self, envelope: Envelope) -> str:
+        if envelope.type not in CARD_EVENTS:
+            return "ignored"  # unknown and non-card types are acknowledged and ignored (at-least-once, open set)
+        card_id = envelope.data.get("yativo_card_id")
+        if not isinstance(card_id, str) or not 0 < len(card_id) <= 200:
+            return "ignored"
+        uid = await self._redis.get(owner_key(card_id))
+        if uid is None:
+            return "ignored"  # not a customer of ours with a card we cached: the next read asks the upstream anyway
+        # Drop, not patch: the upstream stays the source of truth and late or reordered deliveries cannot regress it.
+        await self._redis.delete(Keys(uid.decode() if isinstance(uid, bytes) else uid).snap)
+        return "applied"
+
+    async def _release(self, key: str) -> None:
+        # If this fails too, the pending mark lapses within a minute and the retry applies the event then.
+        with contextlib.suppress(RedisError, OSError):
+            await self._redis.delete(key)
+
+
+_ENDPOINT = Endpoint("POST", WEBHOOK_PATH)
+
+
+def _spec(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        data_container=Problem, media_type=PROBLEM_JSON, description=description, generate_examples=False
+    )
+
+
+@post(
+    WEBHOOK_PATH,
+    operation_id="receiveYativoWebhook",
+    tags=["webhooks"],
+    summary="Signed card events from Yativo (no user token: the HMAC signature authenticates the sender)",
+    description=(
+        "`X-Yativo-Signature: sha256=<hex>` = HMAC-SHA256 over `X-Yativo-Timestamp` + `.` + the raw body, with "
+        "`YATIVO_WEBHOOK_SECRET` (or `YATIVO_WEBHOOK_SECRET_PREVIOUS` during a rotation). Timestamps more than "
+        "5 minutes off are refused. A delivery whose event `id` was processed before is acknowledged, not applied."
+    ),
+    status_code=200,
+    security=[],
+    responses={
+        401: _spec("Missing, wrong or stale signature (`webhook_signature_invalid`)."),
+        413: _spec("The body is over 16 KiB (`payload_too_large`)."),
+        503: _spec(
+            "Webhooks are not configured (`webhooks_not_configured`) or deliveries cannot be recorded "
+            "(`webhook_store_unavailable`); Yativo delivers again later."
+        ),
+    },
+)
+async def receive_yativo_webhook(
+    request: Request[Any, Any, Any],
+    signature: Annotated[str | None, HeaderParameter(name="X-Yativo-Signature", required=False)] = None,
+    timestamp: Annotated[str | None, HeaderParameter(name="X-Yativo-Timestamp", required=False)] = None,
+) -> Response[WebhookAck]:
+    receiver: WebhookReceiver = request.app.state.webhooks
+    if not receiver.configured:
+        # Our misconfiguration, not the sender's fault: 503 keeps Yativo retrying until an operator sets the secret.
+        log.error("webhook_secret_not_configured")
+        return problem(
+            "webhooks_not_configured", RetryLater(endpoint=_ENDPOINT, retry_after_seconds=60), retry_after=60
+        )  # type: ignore[return-value]
+    body = await request.body()  # raw bytes, bounded by the app's 16 KiB limit (413 beyond)
+    if not receiver.verify(body, signature, timestamp):
+        log.warning("webhook_signature_invalid")
+        return problem("webhook_signature_invalid", SignIn(endpoint=_ENDPOINT))  # type: ignore[return-value]
+    try:
+        outcome = await receiver.handle(body)
+    except Unavailable:
+        return problem(
+            "webhook_store_unavailable", RetryLater(endpoint=_ENDPOINT, retry_after_seconds=30), retry_after=30
+        )  # type: ignore[return-value]
+    return Response(WebhookAck(outcome), status_code=200)
