@@ -36,7 +36,7 @@ def _ms(text: str) -> float:
 
 
 def _percentile(out: str, label: str) -> float:
-    match = re.search(rf"^\s+{label}\s+(\S+)$", out, re.MULTILINE)
+    match = re.search(rf"^\s+{label}\s+(\S+)\s*$", out, re.MULTILINE)
     return _ms(match.group(1)) if match else float("nan")
 
 

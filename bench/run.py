@@ -105,6 +105,17 @@ class Counters:
     def snapshot(self) -> tuple[dict[str, int], int]:
         return self.redis_calls(), self.upstream_calls()
 
+    def settled(self) -> tuple[dict[str, int], int]:
+        """Counts once the server has finished what was still in flight when the load stopped (at most 3 s)."""
+        last = self.snapshot()
+        for _ in range(15):
+            time.sleep(0.2)
+            now = self.snapshot()
+            if now == last:
+                break
+            last = now
+        return last
+
     def close(self) -> None:
         self._redis.close()
         self._emulator.close()
@@ -162,7 +173,7 @@ def run_wrk(scenario: Scenario, counters: Counters, mode: Mode, seconds: float |
     if scenario.users:
         # Requests still in flight when wrk stopped were sent too: skip past them as well.
         scenario.users.advance(result.requests + mode.connections)
-    after_redis, after_up = counters.snapshot()
+    after_redis, after_up = counters.settled()
     n = max(result.requests, 1)
     redis_per = {k: (after_redis.get(k, 0) - before_redis.get(k, 0)) / n for k in after_redis}
     return Sample(result, {k: v for k, v in redis_per.items() if v}, (after_up - before_up) / n)
@@ -313,6 +324,7 @@ def main() -> int:
 
         log_file.close()
         report(
+            nproc,
             mode_name,
             mode,
             [h, fresh, fresh_quiet, upstream, upstream_stock],
