@@ -48,7 +48,7 @@ def _client_ip(request: Request[Any, Any, Any]) -> str | None:
     return client_address(peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies)
 
 
-def _onboarding(request: Request[Any, Any, Any], user: User) -> Onboarding:
+def _onboarding(request: Request[Any, Any, Any], user: NamedDependency[User]) -> Onboarding:
     # Takes `user` only to be resolved after it: Litestar resolves dependencies of one level in an anyio task
     # group, which costs more per request than both lookups together.
     del user
