@@ -25,7 +25,9 @@ The single-flight leases (service/onboarding/flights.py) use the same client and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -111,32 +113,31 @@ class StateStore:
             return
         keys = Keys(uid)
         ttl = SNAPSHOT_TTL_SECONDS if snapshot.card_id else EMPTY_SNAPSHOT_TTL_SECONDS
-        try:
-            # Not a MULTI: both writes are idempotent, and redis-py's cluster client runs transactions on a
-            # throwaway event loop.
+        with self._guard("redis_write_failed"):
+            # Not a MULTI: the writes are idempotent, and redis-py's cluster client runs transactions on a
+            # throwaway event loop. One round trip (a cluster client splits it by node).
             pipe = self.redis.pipeline(transaction=False)
             pipe.set(keys.snap, _encode(snapshot), ex=ttl)
             if snapshot.card_id:
                 pipe.set(keys.card, snapshot.card_id)
+                if snapshot.card is not None:
+                    pipe.set(owner_key(snapshot.card_id), uid, ex=SNAPSHOT_TTL_SECONDS)
             await pipe.execute()
-            if snapshot.card is not None and snapshot.card_id:
-                await self.redis.set(owner_key(snapshot.card_id), uid, ex=SNAPSHOT_TTL_SECONDS)  # type: ignore[attr-defined]
-        except (RedisError, OSError) as exc:
-            self._failed("redis_write_failed", exc)
-        except BaseException:
-            self.breaker.release()
-            raise
-        else:
-            self.breaker.success()
 
     async def forget(self, uid: str) -> None:
         """Drop the cached snapshot (kept: the durable card id) so the next read asks the upstream."""
         if self.breaker.allow() is not None:
             return
-        try:
+        with self._guard("redis_write_failed"):
             await self.redis.delete(Keys(uid).snap)
+
+    @contextlib.contextmanager
+    def _guard(self, event: str) -> Iterator[None]:
+        """Fail open: a Redis error is logged and counted by the breaker; a cancelled call frees its probe slot."""
+        try:
+            yield
         except (RedisError, OSError) as exc:
-            self._failed("redis_write_failed", exc)
+            self._failed(event, exc)
         except BaseException:
             self.breaker.release()
             raise
