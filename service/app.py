@@ -16,7 +16,7 @@ from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from litestar.response import Response
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
@@ -124,9 +124,6 @@ def create_app(
         ),
         use_handler_docstrings=False,
     )
-    prometheus = PrometheusConfig(
-        app_name="card_onboarding", prefix="card_onboarding", group_path=True, exclude=["/metrics"]
-    )
     cors = (
         CORSConfig(
             allow_origins=list(settings.cors_allow_origins),
@@ -143,7 +140,6 @@ def create_app(
         lifespan=[resources],
         on_shutdown=[tracing.shutdown],
         plugins=tracing.plugins,
-        middleware=[prometheus.middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=openapi,

@@ -5,11 +5,39 @@ Labels are bounded sets (operation names, outcomes, route templates); never a us
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from service.breaker import State
 
 PREFIX = "card_onboarding"
+
+# Recorded by service.middleware rather than Litestar's Prometheus middleware, which cost 13% of a cached read
+# (it wraps `send` with functools.wraps per request) and labels unmatched paths with the raw path (unbounded).
+REQUESTS = Counter(
+    f"{PREFIX}_requests_total",
+    "Requests answered, by method, route template (`unmatched` when no route matched) and status code.",
+    ["method", "path", "status_code"],
+)
+REQUEST_SECONDS = Histogram(
+    f"{PREFIX}_request_duration_seconds",
+    "Time to answer, by method, route template and status code.",
+    ["method", "path", "status_code"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+_request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(method: str, path: str, status: int, seconds: float) -> None:
+    key = (method, path, status)
+    children = _request_children.get(key)
+    if children is None:  # label sets are bounded: methods x route templates x statuses
+        labels = (method, path, str(status))
+        children = _request_children[key] = (REQUESTS.labels(*labels), REQUEST_SECONDS.labels(*labels))
+    children[0].inc()
+    children[1].observe(seconds)
+
 
 UPSTREAM_CALLS = Counter(
     f"{PREFIX}_upstream_calls_total",

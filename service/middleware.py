@@ -9,6 +9,7 @@ import uuid
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import metrics
 from service.requestctx import RequestInfo, request_id_var, request_info_var
 
 log = structlog.get_logger("service.request")
@@ -23,6 +24,7 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
 )
 _OURS = frozenset(name for name, _ in SECURITY_HEADERS) | {b"x-request-id"}
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
 class RequestIdMiddleware:
@@ -58,14 +60,19 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send_with_headers)
         finally:
             # The one canonical line per request: what was asked, of whom, what came of it and what it cost.
+            elapsed = time.perf_counter() - started
             route = scope.get("path_template")
+            if route != "/metrics":
+                # Only a known method gets its own label: anything else cannot grow the label set.
+                method = scope["method"] if scope["method"] in _METHODS else "other"
+                metrics.observe_request(method, route or "unmatched", status, elapsed)
             log.info(
                 "request",
                 method=scope["method"],
                 route=route or "unmatched",
                 path=None if route else scope["path"],  # only when no route matched, to see what was asked
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
                 user=info.user,
                 next_action=info.next_action,
                 upstream_calls=info.upstream_calls,

@@ -152,8 +152,9 @@ async def test_metrics_cover_upstream_calls_cache_breakers_and_refusals_without_
         await bff.post("/email-verification", {"code": f"{(int(code) + 1) % 1_000_000:06d}"})
     text = (await bff.client.get("/metrics")).text
     for sample in (
-        'card_onboarding_requests_total{app_name="card_onboarding",method="POST",path="/v1/card-onboarding"',
-        'card_onboarding_request_duration_seconds_bucket{app_name="card_onboarding"',
+        'card_onboarding_requests_total{method="POST",path="/v1/card-onboarding",status_code="200"}',
+        'card_onboarding_requests_total{method="POST",path="/v1/card-onboarding/email-verification",status_code="429"}',
+        'card_onboarding_request_duration_seconds_bucket{le="0.005",method="GET",path="/v1/card-onboarding",',
         'card_onboarding_upstream_calls_total{operation="POST /yativo-card/customers/onboard",outcome="ok"}',
         'card_onboarding_upstream_calls_total{operation="POST /yativo-card/customers/{id}/verify-otp",outcome="rejected"}',
         'card_onboarding_upstream_call_duration_seconds_bucket{le="0.005",operation="GET /card-issuer/lookup-customer"}',
@@ -165,3 +166,13 @@ async def test_metrics_cover_upstream_calls_cache_breakers_and_refusals_without_
     ):
         assert sample in text, sample
     assert User("user-ada").uid not in text and "usr_" not in text and EMAIL not in text
+
+
+async def test_paths_that_match_no_route_share_one_label_so_probing_cannot_grow_the_metrics(bff: Harness) -> None:
+    for n in range(3):
+        await bff.client.get(f"/probe-{n}/secret-{n}")
+    await bff.client.request("BREW", "/v1/card-onboarding")
+    text = (await bff.client.get("/metrics")).text
+    assert 'card_onboarding_requests_total{method="GET",path="unmatched",status_code="404"}' in text
+    assert "probe-" not in text and "BREW" not in text
+    assert 'path="/metrics"' not in text
