@@ -14,6 +14,7 @@ from service.auth import User
 from tests.conftest import ROOT, Harness
 from tests.journey import EMAIL
 from tests.leakguard import SINK
+from tests.test_limits import wrong
 
 COMMITTED = ROOT / "openapi" / "openapi.json"
 
@@ -149,7 +150,7 @@ async def test_metrics_cover_upstream_calls_cache_breakers_and_refusals_without_
     await bff.get()
     code = await bff.last_code(EMAIL, "email")
     for _ in range(6):
-        await bff.post("/email-verification", {"code": f"{(int(code) + 1) % 1_000_000:06d}"})
+        await bff.post("/email-verification", {"code": wrong(code)})
     text = (await bff.client.get("/metrics")).text
     for sample in (
         'card_onboarding_requests_total{method="POST",path="/v1/card-onboarding",status_code="200"}',

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import msgspec
@@ -74,6 +75,8 @@ from service.yativo import (
 )
 
 T = TypeVar("T")
+# The answers that mean the code itself was refused: those tries are not given back.
+_CODE_REFUSED = ("otp_invalid", "otp_expired")
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +122,7 @@ class Onboarding:
 
     async def current(self, user: User) -> OnboardingState:
         snapshot = await self._store.load(user.uid)
-        if snapshot is not None and snapshot.unsettled is None and not self._poll_due(snapshot):
+        if snapshot is not None and snapshot.unsettled is None and self._poll_due(snapshot) is None:
             return answer(snapshot)  # the frequent read: one Redis round trip
         return await self._flights.run(user.uid, "current", lambda: self._current(user))
 
@@ -195,30 +198,24 @@ class Onboarding:
         self._require(snapshot, VerifyEmailCode)
         assert snapshot.card_id is not None
         issue = str(snapshot.email_code_sent_at)
-        await self._limited(self._limits.code_attempt(user.uid, "email", issue), Endpoint("POST", EMAIL_VERIFICATION))
-        wrong = False
-        try:
-            verified = await self._effect(
-                user,
-                snapshot,
-                "verify_otp",
-                self._yativo.verify_otp(
-                    snapshot.card_id,
-                    code,
-                    idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.email_code_sent_at),
-                ),
-            )
-        except UpstreamRejected as exc:
-            if exc.code in EMAIL_CODE_WRONG:
-                wrong = True
-                raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
-            if exc.code in EMAIL_CODE_DEAD:
-                wrong = True  # also the upstream's own "too many attempts"
-                raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
-            return await self._after_rejection(user, snapshot, exc)
-        finally:
-            if not wrong:
-                await self._limits.refund_code_attempt(user.uid, "email", issue)
+        async with self._code_try(user, "email", issue, Endpoint("POST", EMAIL_VERIFICATION)):
+            try:
+                verified = await self._effect(
+                    user,
+                    snapshot,
+                    "verify_otp",
+                    self._yativo.verify_otp(
+                        snapshot.card_id,
+                        code,
+                        idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.email_code_sent_at),
+                    ),
+                )
+            except UpstreamRejected as exc:
+                if exc.code in EMAIL_CODE_WRONG:
+                    raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
+                if exc.code in EMAIL_CODE_DEAD:  # also the upstream's own "too many attempts"
+                    raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
+                return await self._after_rejection(user, snapshot, exc)
         snapshot = msgspec.structs.replace(snapshot, flow_status=verified.flow_status, next_step=verified.next_step)
         return await self._settle(user, snapshot)
 
@@ -307,32 +304,26 @@ class Onboarding:
         self._require(snapshot, VerifyPhoneCode)
         assert snapshot.card_id is not None
         issue = str(snapshot.phone_code_sent_at)
-        await self._limited(self._limits.code_attempt(user.uid, "sms", issue), Endpoint("POST", PHONE_VERIFICATION))
-        wrong = False
-        try:
-            await self._effect(
-                user,
-                snapshot,
-                "verify_phone",
-                self._yativo.verify_phone(
-                    snapshot.card_id,
-                    code,
-                    idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_code_sent_at),
-                ),
-            )
-        except UpstreamRejected as exc:
-            if exc.code in PHONE_CODE_WRONG:
-                wrong = True
-                raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
-            if exc.code in PHONE_CODE_DEAD:
-                wrong = True  # counted like the email code's: a dead code is no licence for free tries
-                snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
-                await self._store.save(user.uid, snapshot)
-                raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
-            return await self._after_rejection(user, snapshot, exc)
-        finally:
-            if not wrong:
-                await self._limits.refund_code_attempt(user.uid, "sms", issue)
+        async with self._code_try(user, "sms", issue, Endpoint("POST", PHONE_VERIFICATION)):
+            try:
+                await self._effect(
+                    user,
+                    snapshot,
+                    "verify_phone",
+                    self._yativo.verify_phone(
+                        snapshot.card_id,
+                        code,
+                        idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_code_sent_at),
+                    ),
+                )
+            except UpstreamRejected as exc:
+                if exc.code in PHONE_CODE_WRONG:
+                    raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
+                if exc.code in PHONE_CODE_DEAD:
+                    snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
+                    await self._store.save(user.uid, snapshot)
+                    raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
+                return await self._after_rejection(user, snapshot, exc)
         snapshot = msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None)
         return await self._settle(user, snapshot)
 
@@ -406,33 +397,29 @@ class Onboarding:
                 s = await self._with_account(s)
         return s
 
-    def _poll_due(self, s: Snapshot) -> bool:
-        """Whether a read should ask the upstream: a state only it moves, not asked within the poll interval."""
+    def _poll_due(self, s: Snapshot) -> str | None:
+        """Which read of a state only the upstream moves is due, if any: "kyc_status" (review), "kyc_link" (the
+        link expired) or "account" (set-up); each at most once per poll interval."""
         now = self._clock()
         action = decide(s)
         in_review = isinstance(action, (WaitForKyc, CompleteKyc)) and s.flow_status in FLOW_KYC | {None}
         if in_review and _due(s.kyc_checked_at, now, self._poll):
-            return True
-        if isinstance(action, CompleteKyc):
-            return _expired(s.kyc_url_expires_at, now)
-        if isinstance(action, WaitForAccount):
-            return _due(s.account_checked_at, now, self._poll)
-        return False
+            return "kyc_status"
+        if isinstance(action, CompleteKyc) and _expired(s.kyc_url_expires_at, now):
+            return "kyc_link"
+        if isinstance(action, WaitForAccount) and _due(s.account_checked_at, now, self._poll):
+            return "account"
+        return None
 
     async def _poll_if_due(self, s: Snapshot) -> Snapshot:
         """On a read, re-ask the upstream about the states only it moves: KYC review and account set-up."""
-        now = self._clock()
-        action = decide(s)
-        if (
-            isinstance(action, (WaitForKyc, CompleteKyc))
-            and s.flow_status in FLOW_KYC | {None}
-            and _due(s.kyc_checked_at, now, self._poll)
-        ):
-            s = await self._complete(await self._with_kyc_status(s))
-        elif isinstance(action, CompleteKyc) and _expired(s.kyc_url_expires_at, now):
-            s = await self._with_kyc_link(s)
-        elif isinstance(action, WaitForAccount) and _due(s.account_checked_at, now, self._poll):
-            s = await self._with_account(s)
+        due = self._poll_due(s)
+        if due == "kyc_status":
+            return await self._complete(await self._with_kyc_status(s))
+        if due == "kyc_link":
+            return await self._with_kyc_link(s)
+        if due == "account":
+            return await self._with_account(s)
         return s
 
     async def _with_kyc_status(self, s: Snapshot) -> Snapshot:
@@ -500,6 +487,23 @@ class Onboarding:
             raise OnboardingError(
                 "service_unavailable", RetryLater(endpoint=endpoint, retry_after_seconds=2), retry_after=2
             ) from None
+
+    @contextlib.asynccontextmanager
+    async def _code_try(self, user: User, kind: str, issue: str, endpoint: Endpoint) -> AsyncIterator[None]:
+        """Count one try at a code before the upstream is asked, and give it back unless the code turned out wrong
+        or dead (a dead code, the upstream's "too many attempts" included, is no licence for free tries)."""
+        await self._limited(self._limits.code_attempt(user.uid, kind, issue), endpoint)
+        try:
+            yield
+        except OnboardingError as exc:
+            if exc.code not in _CODE_REFUSED:
+                await self._limits.refund_code_attempt(user.uid, kind, issue)
+            raise
+        except BaseException:
+            await self._limits.refund_code_attempt(user.uid, kind, issue)
+            raise
+        else:
+            await self._limits.refund_code_attempt(user.uid, kind, issue)
 
     # --- effects whose outcome may be unknown ----------------------------------------------------
 
