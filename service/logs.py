@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import functools
 import logging
 import re
 import sys
+import threading
 from typing import IO, Any
 
 import msgspec
@@ -97,6 +100,58 @@ def _encode_json(event: dict[str, Any], *, default: Any = repr) -> bytes:
     return msgspec.json.encode(event, enc_hook=default)
 
 
+class TickWriter:
+    """A structlog logger writing the lines logged in one event-loop tick with one write(2), at the tick's end.
+
+    structlog's BytesLogger writes and flushes every line, one system call each: under load that was a third of
+    what the request line costs. Here a line logged inside a running loop is buffered and the buffer written by a
+    callback the loop runs right after the current batch of callbacks (microseconds later); outside a loop
+    (start-up, threads) a line is written at once, after any buffered ones. Buffered lines are also written at
+    64 KiB and at exit, so a line is never held for long or lost on a clean stop."""
+
+    _LIMIT = 64 * 1024
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._lock = threading.Lock()
+        self._armed: asyncio.AbstractEventLoop | None = None
+        atexit.register(self.flush)
+
+    def msg(self, message: bytes) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self._lock:
+            self._lines.append(message)
+            self._size += len(message) + 1
+            if loop is None or self._size >= self._LIMIT:
+                self._write()
+            elif self._armed is not loop:
+                # Also re-armed on a new loop: one that closed before its callback ran must not strand lines.
+                self._armed = loop
+                loop.call_soon(self.flush)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        self._armed = None
+        if not self._lines:
+            return
+        data = b"\n".join(self._lines) + b"\n"
+        self._lines.clear()
+        self._size = 0
+        self._file.write(data)
+        self._file.flush()
+
+
 def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> None:
     """`stream` replaces stdout and stderr (JSON lines, bytes from structlog and text from the stdlib): the tests
     use it to read every line the service writes."""
@@ -119,7 +174,8 @@ def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> N
     else:
         # msgspec encodes straight to bytes; no stdlib logging hop on the hot path.
         processors.append(structlog.processors.JSONRenderer(serializer=_encode_json))
-        factory = structlog.BytesLoggerFactory(stream or sys.stdout.buffer)
+        writer = TickWriter(stream or sys.stdout.buffer)
+        factory = lambda *_: writer  # noqa: E731 (one writer for every logger: one buffer, lines in order)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
