@@ -33,6 +33,7 @@ from bench.stack import (
     cores,
     service_env,
     start_emulator,
+    start_floor,
     start_redis,
     start_service,
     start_trivial,
@@ -183,22 +184,12 @@ async def burst(service: Proc, token: str, emulator: str, counters: Counters, n:
     """n identical requests for one user at once, while the upstream takes 50 ms: how many upstream calls?"""
     async with httpx.AsyncClient(base_url=emulator) as control:
         fault = (await control.post("/_emulator/faults", json={"path": KYC_STATUS_GLOB, "latencyMs": 50})).json()
-    connector = aiohttp.TCPConnector(limit=n)
     try:
-        async with aiohttp.ClientSession(connector=connector) as session:
-
-            async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, float]:
-                async with session.get(url, headers=headers) as response:
-                    await response.read()
-                    return response.status, time.perf_counter()
-
-            await asyncio.gather(*(get(service.url + "/livez") for _ in range(n)))  # n open connections
-            before = counters.upstream_calls()
-            started = time.perf_counter()
-            answers = await asyncio.gather(
-                *(get(service.url + "/v1/card-onboarding", {"Authorization": f"Bearer {token}"}) for _ in range(n))
-            )
-            calls = counters.upstream_calls() - before
+        before = counters.upstream_calls()
+        answers, started = await _at_once(
+            service.url + "/v1/card-onboarding", {"Authorization": f"Bearer {token}"}, n, warm=service.url + "/livez"
+        )
+        calls = counters.upstream_calls() - before
     finally:
         async with httpx.AsyncClient(base_url=emulator) as control:
             await control.delete(f"/_emulator/faults/{fault['id']}")
@@ -209,6 +200,34 @@ async def burst(service: Proc, token: str, emulator: str, counters: Counters, n:
         "spread_ms": (finished[-1] - finished[0]) * 1000,
         "non_200": sum(1 for status, _ in answers if status != 200),
     }
+
+
+async def spread(url: str, n: int = 100) -> float:
+    """First to last answer of n requests sent at once: the floor under the followers' spread (median of 5)."""
+    spreads = []
+    for _ in range(5):
+        answers, _ = await _at_once(url, None, n, warm=url)
+        finished = sorted(at for _, at in answers)
+        spreads.append((finished[-1] - finished[0]) * 1000)
+    return median(spreads)
+
+
+async def _at_once(
+    url: str, headers: dict[str, str] | None, n: int, *, warm: str
+) -> tuple[list[tuple[int, float]], float]:
+    """n requests sent together on n connections opened beforehand (with `warm`); each answer's status and time."""
+    connector = aiohttp.TCPConnector(limit=n)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def get(target: str, headers: dict[str, str] | None = None) -> tuple[int, float]:
+            async with session.get(target, headers=headers) as response:
+                await response.read()
+                return response.status, time.perf_counter()
+
+        await asyncio.gather(*(get(warm) for _ in range(n)))  # n open connections
+        started = time.perf_counter()
+        answers = await asyncio.gather(*(get(url, headers) for _ in range(n)))
+    return list(answers), started
 
 
 def machine(nproc: int) -> dict[str, str]:
@@ -293,6 +312,11 @@ def main() -> int:
         say(f"  users ready in {time.perf_counter() - t0:.1f} s")
         done = Users(done_subs, JWT_SECRET, workdir / "done.tokens")
         kyc = Users(kyc_subs, JWT_SECRET, workdir / "kyc.tokens")
+        snap_key, card_ids = floor_inputs(redis_proc, emulator)
+        customers = Users(card_ids, None, workdir / "customers.ids")
+        floor = start_floor(redis_proc, emulator, snap_key, "aiohttp")
+        floor_stock = start_floor(redis_proc, emulator, snap_key, "httpx")
+        procs += [floor, floor_stock]
 
         api = "/v1/card-onboarding"
         h = Scenario("H: trivial handler", trivial.url + "/", None)
@@ -300,8 +324,11 @@ def main() -> int:
         fresh_quiet = Scenario("GET fresh snapshot, request log off", quiet.url + api, done)
         upstream = Scenario("GET with KYC re-read (upstream)", service.url + api, kyc)
         upstream_stock = Scenario("same, stock httpx transport", stock.url + api, kyc)
+        floor_read = Scenario("floor: one Redis GET", floor.url + "/redis", None)
+        floor_up = Scenario("floor: one upstream GET", floor.url + "/upstream", customers)
+        floor_up_stock = Scenario("floor: one upstream GET, stock httpx", floor_stock.url + "/upstream", customers)
         # The two upstream scenarios are kept apart, so the users they share rest between them.
-        scenarios = [h, upstream, fresh, upstream_stock, fresh_quiet]
+        scenarios = [h, upstream, fresh, floor_up, floor_read, upstream_stock, fresh_quiet, floor_up_stock]
         say("warming up ...")
         for scenario in scenarios:
             run_wrk(scenario, counters, mode, seconds=1)
@@ -311,23 +338,24 @@ def main() -> int:
             say(f"  round {r + 1}: " + ", ".join(f"{s.samples[-1].result.rps:,.0f}" for s in scenarios))
 
         say("open-loop latency: the emulator directly vs through the service ...")
-        latency = asyncio.run(added_latency(service, emulator, kyc, mode, counters))
+        latency = asyncio.run(added_latency(service, emulator, kyc, floor, customers, mode, counters))
 
         say("100 concurrent identical requests for one user ...")
         one = kyc.take(1)[0]["Authorization"].removeprefix("Bearer ")
         flight = asyncio.run(burst(service, one, emulator.url, counters))
+        flight["h_spread_ms"] = asyncio.run(spread(trivial.url + "/"))
 
         say(f"growth: 2 x {mode.growth_requests:,} requests of the fresh GET ...")
         growth = grow(service, Scenario("growth", service.url + api, done), counters, mode)
         peak_kib = service.status_kib("VmHWM")
-        peaks = {p.name: p.status_kib("VmHWM") for p in (service, quiet, stock, trivial)}
+        peaks = {p.name: p.status_kib("VmHWM") for p in (service, quiet, stock, trivial, floor, floor_stock)}
 
         log_file.close()
         report(
             nproc,
             mode_name,
             mode,
-            [h, fresh, fresh_quiet, upstream, upstream_stock],
+            [h, fresh, fresh_quiet, upstream, upstream_stock, floor_read, floor_up, floor_up_stock],
             latency,
             flight,
             growth,
@@ -384,6 +412,17 @@ def compare_pools(
     return 0
 
 
+def floor_inputs(redis_proc: Proc, emulator: Proc) -> tuple[str, list[str]]:
+    """A real snapshot key for the Redis floor, and the open identity checks' customer ids for the upstream one."""
+    client = redis.Redis(port=redis_proc.port)
+    try:
+        snap_key = next(iter(client.scan_iter("bff:*:snap", count=1000))).decode()
+    finally:
+        client.close()
+    customers = httpx.get(f"{emulator.url}/_emulator/customers", timeout=60).json()["customers"]
+    return snap_key, [c["yativo_card_id"] for c in customers if c["email"].startswith("bench-kyc-")]
+
+
 async def drive_kyc(service: Proc, emulator: Proc, mode: Mode) -> list[str]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         driver = Driver(session, service.url, emulator.url, JWT_SECRET)
@@ -398,7 +437,9 @@ async def drive_users(service: Proc, emulator: Proc, mode: Mode) -> tuple[list[s
     return done, kyc
 
 
-async def added_latency(service: Proc, emulator: Proc, kyc: Users, mode: Mode, counters: Counters) -> dict[str, Any]:
+async def added_latency(
+    service: Proc, emulator: Proc, kyc: Users, floor: Proc, floor_users: Users, mode: Mode, counters: Counters
+) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=emulator.url) as control:
         token = (await control.post("/api/v1/auth/token", json={"api_key": "b", "api_secret": "b"})).json()
         customers = (await control.get("/_emulator/customers")).json()["customers"]
@@ -406,6 +447,7 @@ async def added_latency(service: Proc, emulator: Proc, kyc: Users, mode: Mode, c
     card_ids = [c["yativo_card_id"] for c in customers if c["email"].startswith("bench-kyc-")]
     direct: list[Any] = []
     via: list[Any] = []
+    floored: list[Any] = []
     upstream: list[float] = []
     n = int(mode.latency_rate * mode.latency_seconds)
     for _ in range(max(3, mode.rounds)):
@@ -430,14 +472,25 @@ async def added_latency(service: Proc, emulator: Proc, kyc: Users, mode: Mode, c
             )
         )
         upstream.append((counters.upstream_calls() - before) / n)
+        floored.append(
+            await open_loop(
+                floor.url + "/upstream",
+                floor_users.take(n),
+                warm_url=floor.url + "/redis",
+                rate=mode.latency_rate,
+                seconds=mode.latency_seconds,
+            )
+        )
     return {
+        "floor_p50": median([r.p50_ms for r in floored]),
+        "floor_p99": median([r.p99_ms for r in floored]),
         "direct_p50": median([r.p50_ms for r in direct]),
         "direct_p99": median([r.p99_ms for r in direct]),
         "via_p50": median([r.p50_ms for r in via]),
         "via_p99": median([r.p99_ms for r in via]),
         "upstream": median(upstream),
-        "bad": sum(r.bad for r in direct + via),
-        "late_ms": max(r.late_ms for r in direct + via),
+        "bad": sum(r.bad for r in direct + via + floored),
+        "late_ms": max(r.late_ms for r in direct + via + floored),
     }
 
 
@@ -470,7 +523,7 @@ def report(
     started_at: str,
     load_before: list[str],
 ) -> None:
-    h, get, get_quiet, up, stock = scenarios
+    h, get, get_quiet, up, stock, floor_read, floor_up, floor_stock = scenarios
     h_rps = h.rps()
     rows: list[tuple[str, ...]] = []
 
@@ -482,8 +535,8 @@ def report(
                 f"{s.rps():,.0f}",
                 f"{ratio:.2f}",
                 s.latency(),
-                s.redis() if s.users else "-",
-                f"{s.upstream():.2f}" if s.users else "-",
+                s.redis() if s is not h else "-",
+                f"{s.upstream():.2f}" if s is not h else "-",
                 target,
                 "" if ok is None else verdict(ok),
             )
@@ -496,6 +549,9 @@ def report(
     up_ratio = up.rps() / stock.rps()
     row(up, ">= 0.2 x H", up.rps() >= 0.2 * h_rps)
     row(stock, f"chosen/stock >= 5 ({up_ratio:.2f})", up_ratio >= 5)
+    row(floor_read, f"fresh GET / this = {get.rps() / floor_read.rps():.2f}", None)
+    row(floor_up, f"upstream GET / this = {up.rps() / floor_up.rps():.2f}", None)
+    row(floor_stock, f"floor chosen/stock = {floor_up.rps() / floor_stock.rps():.2f}", None)
 
     print()
     print(
@@ -525,6 +581,13 @@ def report(
     print(
         f"| added (target <= 0.5 / <= 2) | {added50:.2f} {verdict(added50 <= 0.5)} | {added99:.2f} {verdict(added99 <= 2)} |"
     )
+    print(
+        f"| floor: one upstream GET through Litestar and httpx | {latency['floor_p50']:.2f} | {latency['floor_p99']:.2f} |"
+    )
+    print(
+        f"| added by the floor alone | {latency['floor_p50'] - latency['direct_p50']:.2f} | "
+        f"{latency['floor_p99'] - latency['direct_p99']:.2f} |"
+    )
     print()
     print(
         f"Upstream calls per request through the service: {latency['upstream']:.2f}; failed requests: "
@@ -536,7 +599,8 @@ def report(
         f"100 concurrent identical GETs for one user (upstream answering in 50 ms): "
         f"{flight['upstream_calls']:.0f} upstream call(s) (target 1), leader finished after {flight['leader_ms']:.1f} ms, "
         f"last follower {flight['spread_ms']:.1f} ms after it (target a few ms), non-200: {flight['non_200']:.0f} "
-        f"-> {verdict(ok_flight)}"
+        f"-> {verdict(ok_flight)}. Floor: 100 requests sent at once to H answer {flight['h_spread_ms']:.1f} ms "
+        f"apart, first to last (one core writes them one after another)."
     )
     print()
     growth_kib = growth["rss2_kib"] - growth["rss1_kib"]

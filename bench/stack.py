@@ -138,3 +138,21 @@ def start_service(
 def start_trivial() -> Proc:
     port = free_port()
     return Proc("H", python_module("bench.trivial", "--port", str(port)), port)
+
+
+def start_floor(redis: Proc, emulator: Proc, redis_key: str, transport: str) -> Proc:
+    port = free_port()
+    argv = python_module(
+        "bench.floors",
+        "--port",
+        str(port),
+        "--redis-url",
+        f"redis://127.0.0.1:{redis.port}/0",
+        "--redis-key",
+        redis_key,
+        "--upstream",
+        f"{emulator.url}/api/v1",
+        "--transport",
+        transport,
+    )
+    return Proc(f"floor-{transport}", argv, port)
