@@ -1,4 +1,5 @@
-"""The service's own Prometheus metrics (request metrics come from Litestar's Prometheus middleware).
+"""The service's Prometheus metrics, request metrics included (recorded by service.middleware); Litestar's
+PrometheusController serves them.
 
 Labels are bounded sets (operation names, outcomes, route templates); never a user id or an email.
 """
