@@ -276,6 +276,7 @@ def main() -> int:
     group.add_argument("--quick", action="store_true", help="a short smoke run (numbers are rough)")
     group.add_argument("--long", action="store_true", help="longer rounds and the 2-million-request growth check")
     parser.add_argument("--pools", action="store_true", help="only compare upstream transports and pool limits")
+    parser.add_argument("--growth-only", action="store_true", help="only the memory growth check, e.g. with --long")
     args = parser.parse_args()
     mode_name = "quick" if args.quick else "long" if args.long else "default"
     mode = MODES[mode_name]
@@ -309,6 +310,10 @@ def main() -> int:
             for proc in (quiet, loud, stock, trivial):
                 proc.stop()
             return compare_pools(service, emulator, env, counters, mode, workdir, procs)
+        if args.growth_only:
+            for proc in (quiet, loud, stock, trivial):
+                proc.stop()
+            return growth_only(service, emulator, counters, mode, workdir)
 
         say(f"driving {mode.done_users} users to `done` and {mode.kyc_users} to an open identity check ...")
         t0 = time.perf_counter()
@@ -433,6 +438,22 @@ def floor_inputs(redis_proc: Proc, emulator: Proc) -> tuple[str, list[str]]:
     return snap_key, [c["yativo_card_id"] for c in customers if c["email"].startswith("bench-kyc-")]
 
 
+def growth_only(service: Proc, emulator: Proc, counters: Counters, mode: Mode, workdir: Path) -> int:
+    say(f"driving {mode.done_users} users to `done` ...")
+    done = Users(asyncio.run(drive_done(service, emulator, mode)), JWT_SECRET, workdir / "done.tokens")
+    say(f"growth: 2 x {mode.growth_requests:,} requests of the fresh GET ...")
+    growth = grow(service, Scenario("growth", service.url + "/v1/card-onboarding", done), counters, mode)
+    print(growth_line(growth, mode))
+    print(f"Peak RSS (VmHWM) of the service: {service.status_kib('VmHWM') / 1024:.1f} MiB.")
+    return 0
+
+
+async def drive_done(service: Proc, emulator: Proc, mode: Mode) -> list[str]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        driver = Driver(session, service.url, emulator.url, JWT_SECRET)
+        return await driver.done(mode.done_users, prefix="bench-done")
+
+
 async def drive_kyc(service: Proc, emulator: Proc, mode: Mode) -> list[str]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
         driver = Driver(session, service.url, emulator.url, JWT_SECRET)
@@ -440,11 +461,7 @@ async def drive_kyc(service: Proc, emulator: Proc, mode: Mode) -> list[str]:
 
 
 async def drive_users(service: Proc, emulator: Proc, mode: Mode) -> tuple[list[str], list[str]]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        driver = Driver(session, service.url, emulator.url, JWT_SECRET)
-        done = await driver.done(mode.done_users, prefix="bench-done")
-        kyc = await driver.waiting_for_kyc(mode.kyc_users, prefix="bench-kyc")
-    return done, kyc
+    return await drive_done(service, emulator, mode), await drive_kyc(service, emulator, mode)
 
 
 async def added_latency(
@@ -529,6 +546,15 @@ def paired(a: Scenario, b: Scenario, counters: Counters, mode: Mode) -> list[flo
         y = run_wrk(second, counters, mode).result.rps
         ratios.append(x / y if first is a else y / x)
     return ratios
+
+
+def growth_line(growth: dict[str, float], mode: Mode) -> str:
+    growth_kib = growth["rss2_kib"] - growth["rss1_kib"]
+    return (
+        f"Growth: RSS {growth['rss1_kib'] / 1024:.1f} MiB after the first {mode.growth_requests:,} requests, "
+        f"{growth['rss2_kib'] / 1024:.1f} MiB after the second ({growth['requests']:,.0f} in all; "
+        f"{growth['bad']:.0f} failed): {growth_kib / 1024:+.1f} MiB (target <= +1 MiB) -> {verdict(growth_kib <= 1024)}"
+    )
 
 
 def say(text: str) -> None:
@@ -637,16 +663,11 @@ def report(
         f"apart, first to last (one core writes them one after another)."
     )
     print()
-    growth_kib = growth["rss2_kib"] - growth["rss1_kib"]
     print(
         f"Memory: peak RSS (VmHWM) of the service under load {peak_kib / 1024:.1f} MiB (target <= 80) -> "
         f"{verdict(peak_kib <= 80 * 1024)}; " + ", ".join(f"{n} {v / 1024:.1f} MiB" for n, v in peaks.items()) + "."
     )
-    print(
-        f"Growth: RSS {growth['rss1_kib'] / 1024:.1f} MiB after the first {mode.growth_requests:,} requests, "
-        f"{growth['rss2_kib'] / 1024:.1f} MiB after the second ({growth['requests']:,.0f} in all; "
-        f"{growth['bad']:.0f} failed): {growth_kib / 1024:+.1f} MiB (target <= +1 MiB) -> {verdict(growth_kib <= 1024)}"
-    )
+    print(growth_line(growth, mode))
     print()
     print("Machine: " + "; ".join(f"{k}: {v}" for k, v in machine(nproc).items()))
 
