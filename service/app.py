@@ -24,6 +24,7 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from service.api import OnboardingController
 from service.auth import Authenticator
 from service.breaker import State
+from service.logs import drain as drain_logs
 from service.middleware import AnswerOptions, RequestIdMiddleware
 from service.onboarding.flow import Onboarding
 from service.openapi import finalize as finalize_openapi
@@ -112,6 +113,7 @@ def create_app(
             if redis is None:
                 await store_redis.aclose()  # type: ignore[attr-defined]
             log.info("stopped", detail="in-flight requests finished, clients closed")
+            drain_logs()  # after a SIGTERM the process ends without exit handlers: nothing may stay buffered
 
     openapi = OpenAPIConfig(
         title="Card onboarding API",

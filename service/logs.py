@@ -103,21 +103,23 @@ def _encode_json(event: dict[str, Any], *, default: Any = repr) -> bytes:
 class TickWriter:
     """A structlog logger writing the lines logged in one event-loop tick with one write(2), at the tick's end.
 
-    structlog's BytesLogger writes and flushes every line, one system call each: under load that was a third of
-    what the request line costs. Here a line logged inside a running loop is buffered and the buffer written by a
-    callback the loop runs right after the current batch of callbacks (microseconds later); outside a loop
-    (start-up, threads) a line is written at once, after any buffered ones. Buffered lines are also written at
-    64 KiB and at exit, so a line is never held for long or lost on a clean stop."""
+    structlog's BytesLogger writes and flushes every line, one system call each: in a profile under load that was
+    a third of what the request line cost. Here a line logged inside a running loop is buffered and the buffer
+    written by a callback the loop runs right after the current batch of callbacks (microseconds later); outside a
+    loop (start-up, threads) a line is written at once, after any buffered ones. Buffered lines are also written at
+    64 KiB, at exit, and from `drain()` on, which the app calls as it stops: after a SIGTERM uvicorn re-raises the
+    signal and the process ends without running exit handlers. A failed write drops its lines rather than fail
+    the request that logged them; a closed or broken stream ends writing."""
 
     _LIMIT = 64 * 1024
 
     def __init__(self, file: IO[bytes]) -> None:
-        self._file = file
+        self._file: IO[bytes] | None = file
         self._lines: list[bytes] = []
         self._size = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: a line logged while a write is under way must not deadlock
         self._armed: asyncio.AbstractEventLoop | None = None
-        atexit.register(self.flush)
+        self._immediate = False
 
     def msg(self, message: bytes) -> None:
         try:
@@ -127,7 +129,7 @@ class TickWriter:
         with self._lock:
             self._lines.append(message)
             self._size += len(message) + 1
-            if loop is None or self._size >= self._LIMIT:
+            if loop is None or self._immediate or self._size >= self._LIMIT:
                 self._write()
             elif self._armed is not loop:
                 # Also re-armed on a new loop: one that closed before its callback ran must not strand lines.
@@ -141,6 +143,12 @@ class TickWriter:
         with self._lock:
             self._write()
 
+    def drain(self) -> None:
+        """Write what is held, and every later line at once."""
+        with self._lock:
+            self._immediate = True
+            self._write()
+
     def _write(self) -> None:
         self._armed = None
         if not self._lines:
@@ -148,13 +156,41 @@ class TickWriter:
         data = b"\n".join(self._lines) + b"\n"
         self._lines.clear()
         self._size = 0
-        self._file.write(data)
-        self._file.flush()
+        if self._file is None:
+            return
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except (BrokenPipeError, ValueError):  # the reader went away, or the stream was closed: nowhere to write
+            self._file = None
+        except OSError:
+            pass  # these lines are lost; the next batch is tried again
+
+
+_writer: TickWriter | None = None
+
+
+def drain() -> None:
+    """Write the held log lines and every later one at once (the app calls this as it stops)."""
+    if _writer is not None:
+        _writer.drain()
+
+
+def _flush_at_exit() -> None:
+    if _writer is not None:
+        _writer.flush()
+
+
+atexit.register(_flush_at_exit)
 
 
 def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> None:
     """`stream` replaces stdout and stderr (JSON lines, bytes from structlog and text from the stdlib): the tests
     use it to read every line the service writes."""
+    global _writer  # the one writer of this process, for drain() and the exit handler
+    if _writer is not None:
+        _writer.flush()  # lines held for the stream being replaced
+        _writer = None
     level = _LEVELS[settings.log_level]
     console = stream is None and (
         settings.log_format == "console" or (settings.log_format == "" and sys.stdout.isatty())
@@ -174,7 +210,7 @@ def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> N
     else:
         # msgspec encodes straight to bytes; no stdlib logging hop on the hot path.
         processors.append(structlog.processors.JSONRenderer(serializer=_encode_json))
-        writer = TickWriter(stream or sys.stdout.buffer)
+        writer = _writer = TickWriter(stream or sys.stdout.buffer)
         factory = lambda *_: writer  # noqa: E731 (one writer for every logger: one buffer, lines in order)
     structlog.configure(
         processors=processors,

@@ -31,6 +31,7 @@ def run(app: Any, *, host: str, port: int) -> None:
     # What start-up made (modules, the app and its routes: ~90k objects) lives as long as the process. Frozen, it is
     # left out of every garbage collection; unfrozen, each full collection walked it again: 71 ms per full collection
     # under load instead of 6.5 ms, a pause every request in flight waited through (BENCHMARKS.md).
+    gc.collect()  # what is garbage already is freed first, not frozen for good
     gc.freeze()
     uvicorn.run(app, host=host, port=port, **UVICORN_OPTIONS)
 
