@@ -1,6 +1,6 @@
 """The floors: what the stack alone costs for the two measured paths, served exactly like H and the service.
 
-- `GET /redis`: one snapshot read through the service's own Redis client (`service.store.connect`), nothing else.
+- `GET /redis`: one snapshot read with the service's Redis client options (`service.store.connect`), nothing else.
 - `GET /upstream`: one `kyc-status` call to the emulator through httpx on the chosen transport, the JSON decoded.
   The customer id comes in the Authorization header ("Bearer <id>"), so wrk's token rotation picks it.
 

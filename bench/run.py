@@ -25,7 +25,7 @@ import aiohttp
 import httpx
 import redis
 
-from bench.load import WrkResult, median, open_loop, wrk
+from bench.load import OpenLoopResult, WrkResult, median, open_loop, wrk
 from bench.stack import (
     JWT_SECRET,
     LOAD_CORE,
@@ -306,13 +306,11 @@ def main() -> int:
         trivial = start_trivial()
         procs += [service, quiet, loud, stock, trivial]
         counters = Counters(redis_proc.port, emulator.url)
-        if args.pools:
+        if args.pools or args.growth_only:
             for proc in (quiet, loud, stock, trivial):
                 proc.stop()
-            return compare_pools(service, emulator, env, counters, mode, workdir, procs)
-        if args.growth_only:
-            for proc in (quiet, loud, stock, trivial):
-                proc.stop()
+            if args.pools:
+                return compare_pools(service, emulator, env, counters, mode, workdir, procs)
             return growth_only(service, emulator, counters, mode, workdir)
 
         say(f"driving {mode.done_users} users to `done` and {mode.kyc_users} to an open identity check ...")
@@ -469,45 +467,30 @@ async def added_latency(
 ) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=emulator.url) as control:
         token = (await control.post("/api/v1/auth/token", json={"api_key": "b", "api_secret": "b"})).json()
-        customers = (await control.get("/_emulator/customers")).json()["customers"]
     upstream_auth = {"Authorization": f"Bearer {token['access_token']}"}
-    card_ids = [c["yativo_card_id"] for c in customers if c["email"].startswith("bench-kyc-")]
-    direct: list[Any] = []
-    via: list[Any] = []
-    floored: list[Any] = []
+    card_id = floor_users.tokens[0]  # the floor's users are the open identity checks' customer ids
+    direct: list[OpenLoopResult] = []
+    via: list[OpenLoopResult] = []
+    floored: list[OpenLoopResult] = []
     upstream: list[float] = []
     n = int(mode.latency_rate * mode.latency_seconds)
+
+    async def paced(url: str, headers: list[dict[str, str]], warm_url: str) -> OpenLoopResult:
+        return await open_loop(url, headers, warm_url=warm_url, rate=mode.latency_rate, seconds=mode.latency_seconds)
+
     for _ in range(max(3, mode.rounds)):
         # The direct call is the same upstream read the service makes, with the service's own kind of token.
         direct.append(
-            await open_loop(
-                f"{emulator.url}/api/v1/yativo-card/customers/{card_ids[0]}/kyc-status",
+            await paced(
+                f"{emulator.url}/api/v1/yativo-card/customers/{card_id}/kyc-status",
                 [upstream_auth],
-                warm_url=f"{emulator.url}/_emulator/clock",
-                rate=mode.latency_rate,
-                seconds=mode.latency_seconds,
+                f"{emulator.url}/_emulator/clock",
             )
         )
         before = counters.upstream_calls()
-        via.append(
-            await open_loop(
-                service.url + "/v1/card-onboarding",
-                kyc.take(n),
-                warm_url=service.url + "/livez",
-                rate=mode.latency_rate,
-                seconds=mode.latency_seconds,
-            )
-        )
+        via.append(await paced(service.url + "/v1/card-onboarding", kyc.take(n), service.url + "/livez"))
         upstream.append((counters.upstream_calls() - before) / n)
-        floored.append(
-            await open_loop(
-                floor.url + "/upstream",
-                floor_users.take(n),
-                warm_url=floor.url + "/redis",
-                rate=mode.latency_rate,
-                seconds=mode.latency_seconds,
-            )
-        )
+        floored.append(await paced(floor.url + "/upstream", floor_users.take(n), floor.url + "/redis"))
     return {
         "floor_p50": median([r.p50_ms for r in floored]),
         "floor_p99": median([r.p99_ms for r in floored]),
