@@ -63,7 +63,7 @@ bench-long: $(BENCH_VENV)/.synced bench-tools
 
 # Regenerate the committed OpenAPI document after changing the API (a test fails while it drifts).
 openapi: setup
-	$(VENV)/bin/python -m service.openapi > openapi/openapi.json
+	$(VENV)/bin/python -m service openapi > openapi/openapi.json
 
 # Only the deployment checks (tests/test_deploy.py, also part of `make test`): hadolint on the Dockerfile, every
 # Kustomize overlay rendered and validated strictly, checkov (offline) on both, and the docker-compose.yml wiring.

@@ -1,6 +1,6 @@
 """The floors: what the stack alone costs for the two measured paths, served exactly like H and the service.
 
-- `GET /redis`: one snapshot read with the service's Redis client options (`service.store.connect`), nothing else.
+- `GET /redis`: one snapshot read with the service's Redis client options (`service.storage.store.connect`), nothing else.
 - `GET /upstream`: one `kyc-status` call to the emulator through httpx on the chosen transport, the JSON decoded.
   The customer id comes in the Authorization header ("Bearer <id>"), so wrk's token rotation picks it.
 
@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     async def start() -> None:
-        # The service's client options (service.store.connect) and pool limits (service.yativo.client).
+        # The service's client options (service.storage.store.connect) and pool limits (service.yativo.client).
         retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
         _state["redis"] = Redis.from_url(
             args.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=15, retry=retry

@@ -2,7 +2,7 @@
 
     .venv-bench/bin/python -m bench.logline
 
-The same event service.middleware logs, with the production processors and JSON renderer, written by the
+The same event service.http.middleware logs, with the production processors and JSON renderer, written by the
 production writer to /dev/null inside a running event loop; interleaved runs, medians. Dividing by a request's
 cost (BENCHMARKS.md) gives the share of throughput the line takes.
 """
@@ -17,7 +17,7 @@ from typing import IO
 
 import structlog
 
-from service.logs import configure_logging
+from service.ops.logs import configure_logging
 from service.settings import load_settings
 
 LINES = 20_000

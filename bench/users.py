@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from service.auth import issue_dev_token
+from service.http.auth import issue_dev_token
 
 API = "/v1/card-onboarding"
 PHONE = "+14155552671"

@@ -8,7 +8,7 @@ import os
 import httpx
 
 from service.app import create_app
-from service.logs import configure_logging
+from service.ops.logs import configure_logging
 from service.server import run
 from service.settings import load_settings
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m service serve | emulator | dev`."""
+"""Command line: `python -m service serve | emulator | dev | openapi`."""
 
 from __future__ import annotations
 
@@ -35,6 +35,16 @@ def _dev(args: argparse.Namespace) -> int:
     return run_dev(host=args.host, port=args.port, emulator_port=args.emulator_port)
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    """Print the OpenAPI document of an app built with placeholder settings (no I/O happens without a lifespan)."""
+    from service.app import create_app
+    from service.http.openapi import dumps
+    from service.settings import load_settings
+
+    sys.stdout.write(dumps(create_app(load_settings({"AUTH_JWT_SECRET": "openapi-export-placeholder-secret-000"}))))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--emulator-port", type=int, default=8090)
     dev.set_defaults(run=_dev)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document (committed as openapi/openapi.json)")
+    openapi.set_defaults(run=_openapi)
 
     args = parser.parse_args(argv)
     try:

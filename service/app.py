@@ -21,18 +21,18 @@ from litestar.response import Response
 from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
-from service.api import OnboardingController
-from service.auth import Authenticator
-from service.breaker import State
-from service.logs import drain as drain_logs
-from service.middleware import AnswerOptions, RequestIdMiddleware
-from service.onboarding.flow import Onboarding
-from service.openapi import finalize as finalize_openapi
-from service.problems import EXCEPTION_HANDLERS
+from service.http.auth import Authenticator
+from service.http.middleware import AnswerOptions, RequestIdMiddleware
+from service.http.openapi import finalize as finalize_openapi
+from service.http.problems import EXCEPTION_HANDLERS
+from service.http.routes import OnboardingController
+from service.http.webhooks import WebhookReceiver, receive_yativo_webhook
+from service.ops.breaker import State
+from service.ops.logs import drain as drain_logs
+from service.ops.tracing import Tracing
 from service.settings import Settings
-from service.store import RedisLike, StateStore, connect
-from service.tracing import Tracing
-from service.webhooks import WebhookReceiver, receive_yativo_webhook
+from service.storage.store import RedisLike, StateStore, connect
+from service.usecases import Onboarding
 from service.yativo import YativoClient
 
 log = structlog.get_logger(__name__)

@@ -11,9 +11,9 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from service.app import create_app
-from service.auth import issue_dev_token
 from service.emulator import EmulatorConfig, create_emulator_app
-from service.logs import configure_logging
+from service.http.auth import issue_dev_token
+from service.ops.logs import configure_logging
 from service.settings import DEFAULT_REDIS_URL, load_settings
 
 # Development only: the service refuses nothing about it, so never set it outside a laptop.

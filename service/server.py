@@ -39,7 +39,7 @@ def run(app: Any, *, host: str, port: int) -> None:
 def serve(settings: Settings, *, host: str, port: int) -> None:
     # Imported here so that run() alone (the benchmarks' reference handler) does not load the service.
     from service.app import create_app
-    from service.logs import configure_logging
+    from service.ops.logs import configure_logging
 
     configure_logging(settings)
     run(create_app(settings), host=host, port=port)

@@ -9,6 +9,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+# The two KYC link shapes the upstream documents: `sumsub_link` on kyc.sumsub.com, `kyc_url` on kyc.yativo.com.
+from service.onboarding.kyclink import DEFAULT_KYC_LINK_HOSTS
+
 
 class ConfigError(Exception):
     """Raised for bad configuration; the message names the variable and never its secret value."""
@@ -16,8 +19,6 @@ class ConfigError(Exception):
 
 DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-# The two KYC link shapes the upstream documents: `sumsub_link` on kyc.sumsub.com, `kyc_url` on kyc.yativo.com.
-DEFAULT_KYC_LINK_HOSTS = ("sumsub.com", "yativo.com")
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -181,7 +181,7 @@ class Harness:
         self.redis = redis
 
     def auth(self, sub: str = "user-ada") -> dict[str, str]:
-        from service.auth import issue_dev_token
+        from service.http.auth import issue_dev_token
 
         token = issue_dev_token(JWT_SECRET, sub)
         register(token)

@@ -94,7 +94,7 @@ def all_lines() -> list[str]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from service.logs import configure_logging
+    from service.ops.logs import configure_logging
     from service.settings import load_settings
 
     # The service's own logging chain (the redaction processor included), writing JSON lines into the sink.

@@ -23,7 +23,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from service.auth import (
+from service.http.auth import (
     JWKS_MIN_REFETCH_SECONDS,
     JWKS_TTL_SECONDS,
     LEEWAY_SECONDS,

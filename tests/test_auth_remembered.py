@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from service.auth import LEEWAY_SECONDS, VERIFIED_TOKEN_LIMIT, Authenticator, Unauthenticated
+from service.http.auth import LEEWAY_SECONDS, VERIFIED_TOKEN_LIMIT, Authenticator, Unauthenticated
 from service.settings import load_settings
 
 SECRET = "remembered-tokens-secret-0000000000000"

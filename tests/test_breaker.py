@@ -8,9 +8,9 @@ from typing import Any
 import fakeredis
 import pytest
 
-from service.breaker import CircuitBreaker, State
-from service.limits import Limits, LimitsUnavailable
-from service.store import StateStore
+from service.ops.breaker import CircuitBreaker, State
+from service.storage.limits import Limits, LimitsUnavailable
+from service.storage.store import StateStore
 
 
 class Clock:

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.auth import User
-from service.onboarding.flow import _idempotency_key
+from service.onboarding.user import User
+from service.usecases import _idempotency_key
 from tests.conftest import FakeClock, Harness, harness
 from tests.journey import EMAIL, action, drive
 

@@ -12,8 +12,8 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.engine import Status, events, from_schema
 
 from service.app import create_app
-from service.auth import issue_dev_token
 from service.emulator import EmulatorConfig, create_emulator_app
+from service.http.auth import issue_dev_token
 from service.settings import load_settings
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET
 from tests.leakguard import register

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.limits import client_address
+from service.storage.limits import client_address
 from tests.conftest import Harness, harness
 from tests.journey import EMAIL, PHONE, action, drive
 from tests.test_redis_faults import OwnRedis

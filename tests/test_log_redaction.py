@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from service.logs import REDACTED, redact
+from service.ops.logs import REDACTED, redact
 from tests.conftest import Harness
 from tests.leakguard import SINK, leaks
 
@@ -120,7 +120,7 @@ def test_a_real_server_process_logs_json_lines_with_personal_data_masked(redis_u
 
     import httpx
 
-    from service.auth import issue_dev_token
+    from service.http.auth import issue_dev_token
     from tests import leakguard
     from tests.conftest import JWT_SECRET, free_port, start_module, stop
 

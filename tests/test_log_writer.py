@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from service import logs
-from service.logs import TickWriter
+from service.ops import logs
+from service.ops.logs import TickWriter
 
 
 class CountingFile(io.BytesIO):

@@ -10,7 +10,7 @@ from typing import Any
 import jwt
 import pytest
 
-from service.auth import User
+from service.onboarding.user import User
 from tests.conftest import JWT_SECRET, Harness
 from tests.journey import EMAIL, action, drive
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-from service.auth import User
+from service.onboarding.user import User
 from tests.conftest import ROOT, Harness
 from tests.journey import EMAIL
 from tests.leakguard import SINK
@@ -78,7 +78,7 @@ async def test_the_served_openapi_document_is_the_committed_one(bff: Harness) ->
 
 def test_the_committed_openapi_document_is_what_the_export_prints() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "service.openapi"], cwd=ROOT, capture_output=True, check=True, timeout=60
+        [sys.executable, "-m", "service", "openapi"], cwd=ROOT, capture_output=True, check=True, timeout=60
     ).stdout.decode()
     assert printed == COMMITTED.read_text(), "openapi/openapi.json drifted from the app: run `make openapi`"
 

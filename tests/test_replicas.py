@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.auth import issue_dev_token
+from service.http.auth import issue_dev_token
 from tests.conftest import JWT_SECRET, free_port, serve_env, start_module, stop
 
 USERS = 5

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.breaker import CircuitBreaker, State
+from service.ops.breaker import CircuitBreaker, State
 from tests.conftest import Harness, harness
 from tests.faulty_upstream import FaultyUpstream
 from tests.journey import EMAIL, action, drive

@@ -63,7 +63,7 @@ async def test_a_500_carries_the_security_headers_and_no_trace(redis_url: str) -
     from litestar.testing import AsyncTestClient
 
     from service.app import create_app
-    from service.auth import issue_dev_token
+    from service.http.auth import issue_dev_token
     from service.settings import load_settings
 
     class BrokenRedis:

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from service.auth import issue_dev_token
+from service.http.auth import issue_dev_token
 from tests.conftest import JWT_SECRET, ROOT, free_port, serve_env, wait_until_listening
 
 

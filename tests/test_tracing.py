@@ -42,8 +42,8 @@ async def traced(
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from service.app import create_app
+    from service.ops.tracing import Tracing
     from service.settings import load_settings
-    from service.tracing import Tracing
 
     settings = load_settings(
         {
@@ -200,7 +200,7 @@ def collector() -> Iterator[Collector]:
 def test_the_server_process_exports_its_spans_to_the_configured_collector(
     collector: Collector, emulator_server: str, redis_url: str, redis_admin: Any
 ) -> None:
-    from service.auth import issue_dev_token
+    from service.http.auth import issue_dev_token
 
     port = free_port()
     env = serve_env(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from service.auth import User
 from service.emulator.webhooks import event, signature, signed_delivery
+from service.onboarding.user import User
 from service.settings import ConfigError, load_settings
-from service.store import Keys
+from service.storage.store import Keys
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET, Harness, free_port
 from tests.journey import EMAIL, drive
 from tests.leakguard import register

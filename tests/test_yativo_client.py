@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.breaker import CircuitBreaker, State
-from service.requestctx import request_id_var
+from service.ops.breaker import CircuitBreaker, State
+from service.ops.context import request_id_var
 from service.yativo import (
     SofAnswer,
     UpstreamAuthFailed,

@@ -8,7 +8,7 @@ from service.onboarding.actions import CardView, Question
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """Stored per user in Redis (see service.store); times are Unix seconds.
+    """Stored per user in Redis (see service.storage.store); times are Unix seconds.
 
     `card_id` is the upstream `yativo_card_id`. Source of funds and phone progress are ours alone:
     the upstream has no flow_status for them, so after a flush they are re-learnt by asking again.

@@ -14,10 +14,10 @@ import msgspec
 import stamina
 import structlog
 
-from service import metrics
-from service.breaker import CircuitBreaker
-from service.requestctx import count_upstream_call, request_id_var
-from service.tracing import instrument_upstream
+from service.ops import metrics
+from service.ops.breaker import CircuitBreaker
+from service.ops.context import count_upstream_call, request_id_var
+from service.ops.tracing import instrument_upstream
 from service.yativo.errors import (
     ErrorData,
     UpstreamAuthFailed,

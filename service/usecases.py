@@ -13,8 +13,6 @@ from typing import TypeVar
 import msgspec
 import structlog
 
-from service.auth import User
-from service.limits import LimitExceeded, Limits, LimitsUnavailable
 from service.onboarding.actions import (
     EMAIL_VERIFICATION,
     PHONE,
@@ -59,11 +57,13 @@ from service.onboarding.decide import (
     step_of,
 )
 from service.onboarding.errors import OnboardingError
-from service.onboarding.flights import Flights
 from service.onboarding.kyclink import DEFAULT_KYC_LINK_HOSTS, described, first_allowed
 from service.onboarding.masking import mask_email, mask_phone
 from service.onboarding.snapshot import Snapshot
-from service.store import StateStore
+from service.onboarding.user import User
+from service.storage.flights import Flights
+from service.storage.limits import LimitExceeded, Limits, LimitsUnavailable
+from service.storage.store import StateStore
 from service.yativo import (
     Card,
     Customer,
@@ -117,7 +117,7 @@ class Onboarding:
         self._limits = Limits(store.redis, store.breaker)
 
     # --- the routes' use cases ------------------------------------------------------------------
-    # Each runs as one flight per user (service.onboarding.flights): identical concurrent requests share one run
+    # Each runs as one flight per user (service.storage.flights): identical concurrent requests share one run
     # and its answer, different ones for the same user take turns, all within the request deadline.
 
     async def current(self, user: User) -> OnboardingState:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from typing import Any
 
 import anyio.to_thread
 import jwt
-import msgspec
 import structlog
 
+from service.onboarding.user import User
 from service.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -41,20 +40,6 @@ class Unauthenticated(Exception):
 
 class AuthUnavailable(Exception):
     """Tokens cannot be checked right now (no signing keys could ever be fetched): not the user's fault."""
-
-
-class User(msgspec.Struct, frozen=True):
-    sub: str
-
-    @property
-    def uid(self) -> str:
-        """Key for our own storage; the raw `sub` never leaves the process."""
-        return hashlib.sha256(b"card-onboarding/user\x00" + self.sub.encode()).hexdigest()[:32]
-
-    @property
-    def external_customer_id(self) -> str:
-        """Our reference at the upstream: stable for a `sub`, and the only key used to find its customer."""
-        return "usr_" + hashlib.sha256(b"card-onboarding/external\x00" + self.sub.encode()).hexdigest()[:32]
 
 
 class JwksKeys:

@@ -17,7 +17,7 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
-from service.auth import AuthUnavailable, Unauthenticated
+from service.http.auth import AuthUnavailable, Unauthenticated
 from service.onboarding.actions import (
     ContactSupport,
     Endpoint,
@@ -27,8 +27,8 @@ from service.onboarding.actions import (
     RetryLater,
     SignIn,
 )
-from service.onboarding.flow import OnboardingError
-from service.requestctx import note_next_action, request_id_var
+from service.ops.context import note_next_action, request_id_var
+from service.usecases import OnboardingError
 from service.yativo import (
     UpstreamAuthFailed,
     UpstreamBadResponse,

@@ -1,4 +1,4 @@
-"""The service's Prometheus metrics, request metrics included (recorded by service.middleware); Litestar's
+"""The service's Prometheus metrics, request metrics included (recorded by service.http.middleware); Litestar's
 PrometheusController serves them.
 
 Labels are bounded sets (operation names, outcomes, route templates); never a user id or an email.
@@ -10,11 +10,11 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from service.breaker import State
+from service.ops.breaker import State
 
 PREFIX = "card_onboarding"
 
-# Recorded by service.middleware rather than Litestar's Prometheus middleware, which cost 13% of a cached read
+# Recorded by service.http.middleware rather than Litestar's Prometheus middleware, which cost 13% of a cached read
 # (it wraps `send` with functools.wraps per request) and labels unmatched paths with the raw path (unbounded).
 REQUESTS = Counter(
     f"{PREFIX}_requests_total",

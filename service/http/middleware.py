@@ -9,8 +9,8 @@ import uuid
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from service import metrics
-from service.requestctx import RequestInfo, request_id_var, request_info_var
+from service.ops import metrics
+from service.ops.context import RequestInfo, request_id_var, request_info_var
 
 log = structlog.get_logger("service.request")
 _SANE = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")

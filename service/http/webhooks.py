@@ -1,6 +1,6 @@
 """Yativo's signed webhooks: verify, de-duplicate, and apply the card events that change what a user sees.
 
-Keys (next to the per-user ones in service.store):
+Keys (next to the per-user ones in service.storage.store):
 
 | key                        | value              | TTL     | when Redis fails                                   |
 |----------------------------|--------------------|---------|----------------------------------------------------|
@@ -28,10 +28,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
 from redis.exceptions import RedisError
 
+from service.http.problems import PROBLEM_JSON, Problem, problem
 from service.onboarding.actions import Endpoint, RetryLater, SignIn
-from service.problems import PROBLEM_JSON, Problem, problem
 from service.settings import Settings
-from service.store import Keys, owner_key
+from service.storage.store import Keys, owner_key
 
 log = structlog.get_logger(__name__)
 

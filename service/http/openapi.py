@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import msgspec
@@ -29,7 +28,7 @@ def _action_tags() -> dict[str, str]:
 def finalize(doc: OpenAPI) -> OpenAPI:
     """Adjust Litestar's generated document in place.
 
-    - Validation failures are answered 422 problem+json (see service.problems), so the generic 400 that
+    - Validation failures are answered 422 problem+json (see service.http.problems), so the generic 400 that
       Litestar documents for every handler with a body is removed: the document lists only what we send.
     - Every `nextAction` union gets a `discriminator` on `type`, so generated clients narrow by it.
     """
@@ -81,16 +80,3 @@ def document(app: Litestar) -> dict[str, Any]:
 
 def dumps(app: Litestar) -> str:
     return json.dumps(document(app), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def main() -> None:
-    """Print the document of an app built with placeholder settings (no I/O happens without a lifespan)."""
-    from service.app import create_app
-    from service.settings import load_settings
-
-    app = create_app(load_settings({"AUTH_JWT_SECRET": "openapi-export-placeholder-secret-000"}))
-    sys.stdout.write(dumps(app))
-
-
-if __name__ == "__main__":
-    main()

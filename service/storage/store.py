@@ -1,7 +1,7 @@
 """Per-user onboarding state in Redis: the key layout, the TTLs, and what happens when Redis misbehaves.
 
 Key layout. All of one user's keys carry the hash tag `{u:<uid>}`, so on a Redis Cluster they live in one slot
-and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a digest of the token's `sub` (service.auth.User.uid).
+and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a digest of the token's `sub` (service.http.auth.User.uid).
 
 | key                    | value                        | TTL      | when it is missing                        |
 |------------------------|------------------------------|----------|-------------------------------------------|
@@ -12,15 +12,15 @@ and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a d
 
 The `owner` key lets a card webhook (which names only the upstream customer) find the user whose snapshot to drop;
 it is written once the user has a card, on its own (another hash slot), with the snapshot's TTL. Webhook
-de-duplication keys are documented in service.webhooks; they fail closed.
+de-duplication keys are documented in service.http.webhooks; they fail closed.
 
 Policy. Both keys are caches of facts the upstream owns, so they fail open: a Redis error or timeout on a read
 is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few
 failures in a row a circuit breaker skips Redis for a moment, so a stalled Redis costs each request nothing
 rather than a socket timeout per command; it probes again by itself. Nothing here is a security control;
-the code-guessing counters (service/limits.py) share this breaker but fail closed: while it is open they refuse.
+the code-guessing counters (service/storage/limits.py) share this breaker but fail closed: while it is open they refuse.
 
-The single-flight leases (service/onboarding/flights.py) use the same client and breaker.
+The single-flight leases (service/storage/flights.py) use the same client and breaker.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from service import metrics
-from service.breaker import CircuitBreaker
 from service.onboarding.snapshot import Snapshot
+from service.ops import metrics
+from service.ops.breaker import CircuitBreaker
 
 SNAPSHOT_TTL_SECONDS = 30 * 24 * 3600
 # An empty snapshot only saves the lookup for a user who has not started; keep it short.

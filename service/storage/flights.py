@@ -29,10 +29,10 @@ import msgspec
 import structlog
 from redis.exceptions import RedisError
 
-from service import metrics
-from service.breaker import CircuitBreaker
 from service.onboarding.actions import NextAction, OnboardingState
 from service.onboarding.errors import OnboardingError
+from service.ops import metrics
+from service.ops.breaker import CircuitBreaker
 from service.yativo import (
     UpstreamAuthFailed,
     UpstreamBadResponse,

@@ -26,8 +26,8 @@ from typing import Any
 import structlog
 from redis.exceptions import RedisError
 
-from service import metrics
-from service.breaker import CircuitBreaker
+from service.ops import metrics
+from service.ops.breaker import CircuitBreaker
 
 log = structlog.get_logger(__name__)
 

@@ -9,10 +9,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 
-from service.auth import Authenticator, User
-from service.limits import client_address
+from service.http.auth import Authenticator
+from service.http.problems import PROBLEM_JSON, Problem
 from service.onboarding.actions import START, FieldError, FixInput, OnboardingState
-from service.onboarding.flow import Onboarding, OnboardingError
 from service.onboarding.inputs import (
     CodeRequest,
     PhoneRequest,
@@ -20,8 +19,10 @@ from service.onboarding.inputs import (
     StartRequest,
     normalize_email,
 )
-from service.problems import PROBLEM_JSON, Problem
-from service.requestctx import note_next_action, note_user
+from service.onboarding.user import User
+from service.ops.context import note_next_action, note_user
+from service.storage.limits import client_address
+from service.usecases import Onboarding, OnboardingError
 
 
 async def require_user(request: Request[Any, Any, Any]) -> None:

@@ -1,0 +1,1 @@
+"""The Litestar edge: routes, authentication, problem answers, webhooks, middleware and the OpenAPI document."""

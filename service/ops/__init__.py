@@ -1,0 +1,1 @@
+"""Running and watching the service: logs, metrics, tracing, request context and circuit breakers."""
