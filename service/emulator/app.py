@@ -62,6 +62,11 @@ class KycBody(msgspec.Struct):
     status: str
 
 
+class AccountBody(msgspec.Struct):
+    # Named after the field of Get Customer / lookup it drives.
+    safe_deployed: bool
+
+
 class ClockBody(msgspec.Struct, rename="camel"):
     advance_seconds: Annotated[float, msgspec.Meta(ge=0)]
 
@@ -247,6 +252,15 @@ async def set_card_status(
     """Freeze, unfreeze, void... the customer's card; answers the webhook event Yativo would deliver for it."""
     body = _decode(await request.body(), KycBody)
     return {"event": emulator.cards.set_status(email, body.status)}
+
+
+@post("/customers/{email:str}/account", status_code=200)
+async def set_account(
+    email: FromPath[str], request: Request[Any, Any, Any], emulator: NamedDependency[Emulator]
+) -> dict[str, Any]:
+    """Hold the customer's card wallet in deployment (card creation answers SAFE_NOT_DEPLOYED) or deploy it."""
+    body = _decode(await request.body(), AccountBody)
+    return emulator.cards.set_account(email, safe_deployed=body.safe_deployed)
 
 
 @get("/calls")
@@ -443,6 +457,7 @@ def create_emulator_app(config: EmulatorConfig | None = None, *, clock: Emulator
             list_customers,
             set_kyc_status,
             set_card_status,
+            set_account,
             read_calls,
             read_clock,
             advance_clock,
