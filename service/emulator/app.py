@@ -1,4 +1,4 @@
-"""Litestar app of the emulator: the upstream API under /api/v1 and the control plane under /_emulator."""
+"""The emulator's routes: the upstream API under /api/v1, the control plane under /_emulator, and their error bodies."""
 
 from __future__ import annotations
 

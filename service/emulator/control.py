@@ -1,4 +1,4 @@
-"""The control plane's own state: listing customers, the outbox and the call log, settings and reset."""
+"""The control plane's own operations: listing customers, the outbox and the call log, changing settings, reset."""
 
 from __future__ import annotations
 
