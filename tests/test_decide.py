@@ -3,7 +3,7 @@
 `decide(snapshot, error_code)` is pure, so every row below is a snapshot (what the service recorded),
 the upstream `error_code` just received (or None) and the one NextAction the frontend must get.
 References: CONTRACT.md ("nextAction"), yativo-api.md sections 3, 4, 6, 9, 11, and the emulator's choices
-for undocumented codes (service/emulator/state.py).
+for undocumented codes (the notes atop the modules of service/emulator/).
 """
 
 from __future__ import annotations
