@@ -3,7 +3,7 @@
 `decide(snapshot)` is pure, so every row below is a snapshot (what the service recorded) and the one
 NextAction the frontend must get. What upstream refusals do is tested as the transition table in test_machine.py.
 References: CONTRACT.md ("nextAction"), yativo-api.md sections 3, 4, 6, 9, 11, and the emulator's choices
-for undocumented codes (service/emulator/state.py).
+for undocumented codes (the notes atop the modules of service/emulator/).
 """
 
 from __future__ import annotations
