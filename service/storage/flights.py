@@ -289,10 +289,10 @@ class Flights:
                 pipe = self._redis.pipeline(transaction=False)
                 pipe.execute_command("EVALSHA", self._finish_script.sha, len(script_keys), *script_keys, *args)
                 pipe.set(owner, uid, ex=SNAPSHOT_TTL_SECONDS)
-                finished, _ = await pipe.execute(raise_on_error=False)
+                finished, owned = await pipe.execute(raise_on_error=False)
                 if isinstance(finished, NoScriptError):
                     await self._finish_script(keys=script_keys, args=args)  # loads it, then runs it
-                for answer in (finished, _):
+                for answer in (finished, owned):
                     if isinstance(answer, Exception) and not isinstance(answer, NoScriptError):
                         raise answer
         except (RedisError, OSError) as exc:
