@@ -283,6 +283,7 @@ def main() -> int:
     group.add_argument("--long", action="store_true", help="longer rounds and the 2-million-request growth check")
     parser.add_argument("--pools", action="store_true", help="only compare upstream transports and pool limits")
     parser.add_argument("--growth-only", action="store_true", help="only the memory growth check, e.g. with --long")
+    parser.add_argument("--walk-only", action="store_true", help="only the Redis cost by route class over the walks")
     parser.add_argument(
         "--baseline",
         metavar="REV",
@@ -338,6 +339,9 @@ def main() -> int:
             walks[args.baseline] = asyncio.run(
                 walk(base.url, emulator.url, redis_proc.port, JWT_SECRET, mode.walk_users, prefix="walk-base")
             )
+        if args.walk_only:
+            print_walks(walks)
+            return 0
         say(f"driving {mode.done_users} users to `done` and {mode.kyc_users} to an open identity check ...")
         t0 = time.perf_counter()
         done_subs, kyc_subs = asyncio.run(drive_users(service, emulator, mode))
@@ -718,6 +722,12 @@ def report(
         f"{verdict(peak_kib <= 80 * 1024)}; " + ", ".join(f"{n} {v / 1024:.1f} MiB" for n, v in peaks.items()) + "."
     )
     print(growth_line(growth, mode))
+    print_walks(walks)
+    print()
+    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in machine(nproc).items()))
+
+
+def print_walks(walks: dict[str, dict[str, RouteClass]]) -> None:
     for name, classes in walks.items():
         print()
         totals = summary(classes)
@@ -736,8 +746,6 @@ def report(
         )
         print()
         print("\n".join(table(classes)))
-    print()
-    print("Machine: " + "; ".join(f"{k}: {v}" for k, v in machine(nproc).items()))
 
 
 if __name__ == "__main__":

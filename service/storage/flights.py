@@ -11,9 +11,9 @@ Every Redis step fails open: if Redis is slow or down, each request simply runs 
 
 The leader's Redis work is two round trips (service.storage.unit): one script takes the lease and reads the
 user's snapshot; one saves the snapshot the run ended with, gives back the code tries it refunded, releases the lease
-and, only if someone waits (a follower marks the lease with a trailing `+`), publishes the outcome and wakes them.
+and, only if someone waits (a follower leaves a `waiters` note), publishes the outcome and wakes them.
 
-Keys: `lease`, `outcome:<token>` and `wake:<token>` in service.storage.keys; every key a script touches is one
+Keys: `lease`, `waiters`, `outcome:<token>` and `wake:<token>` in service.storage.keys; every key a script touches is one
 user's, in the user's hash slot.
 """
 
@@ -49,8 +49,8 @@ OUTCOME_TTL_MS = 10_000
 _UNLEASED = "\x00unleased"
 WAKE_POLL_SECONDS = 0.25  # below the Redis socket timeout, so a blocking wait never looks like a dead Redis
 
-# Take the lease and read the snapshot, or say who holds it and mark the lease as waited on (one round trip, atomic,
-# and no MULTI: redis-py's cluster client runs transactions on a throwaway event loop).
+# Take the lease and read the snapshot, or say who holds it and note that someone waits (one round trip, atomic, and
+# no MULTI: redis-py's cluster client runs transactions on a throwaway event loop).
 _BEGIN = """
 if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {'', redis.call('get', KEYS[2])}
@@ -60,25 +60,24 @@ if not holder then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return {'', redis.call('get', KEYS[2])}
 end
-if string.sub(holder, -1) ~= '+' then redis.call('set', KEYS[1], holder .. '+', 'KEEPTTL') end
+redis.call('set', KEYS[3], '1', 'PX', ARGV[2])
 return {holder}
 """
 
-# Save the snapshot and refund the code tries (never below zero, never to an expired key), release the lease if it
-# is still ours, and unless nobody waited on it, publish the outcome and wake whoever waits on this token.
+# Save the snapshot and refund the code tries (never below zero, never to an expired key), release the lease and
+# the waiters' note, and unless the lease was ours and nobody waited, publish the outcome and wake whoever waits on
+# this token. ARGV[6] '1': check that the lease is still ours first (held long enough that it may have expired);
+# otherwise it cannot have: it outlives the request deadline by a second, and the run ends at that deadline.
 _FINISH = """
 if ARGV[4] ~= '' then redis.call('set', KEYS[4], ARGV[4], 'EX', ARGV[5]) end
-for i = 5, #KEYS do
+for i = 6, #KEYS do
   if redis.call('decr', KEYS[i]) < 0 then
     if redis.call('pttl', KEYS[i]) < 0 then redis.call('del', KEYS[i]) else redis.call('incr', KEYS[i]) end
   end
 end
-local held = redis.call('get', KEYS[1])
-if held == ARGV[1] then
-  redis.call('del', KEYS[1])
-  return 1
-end
-if held == ARGV[1] .. '+' then redis.call('del', KEYS[1]) end
+local released = 0
+if ARGV[6] ~= '1' or redis.call('get', KEYS[1]) == ARGV[1] then released = redis.call('del', KEYS[1], KEYS[5]) end
+if released == 1 then return 1 end
 if ARGV[2] ~= '' then redis.call('set', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
 redis.call('rpush', KEYS[3], '1')
 redis.call('pexpire', KEYS[3], ARGV[3])
@@ -225,7 +224,10 @@ class Flights:
         if self._begin_script is None:
             self._begin_script = self._redis.register_script(_BEGIN)
         try:
-            reply = await self._begin_script(keys=[keys.lease(uid), keys.snapshot(uid)], args=[holding, self._lease_ms])
+            taken_at = asyncio.get_running_loop().time()  # before the SET: Redis counts the lease from later
+            reply = await self._begin_script(
+                keys=[keys.lease(uid), keys.snapshot(uid), keys.waiters(uid)], args=[holding, self._lease_ms]
+            )
         except (RedisError, OSError) as exc:
             self._redis_failed(exc)
             return _UNLEASED, None
@@ -237,8 +239,8 @@ class Flights:
         self._breaker.success()
         holder = _text(reply[0])
         if holder:
-            return holder.rstrip("+"), None
-        return None, unit.Unit(uid, reply[1] if len(reply) > 1 else None)
+            return holder, None
+        return None, unit.Unit(uid, reply[1] if len(reply) > 1 else None, taken_at)
 
     async def _follow(self, uid: str, holder: str, flight_id: str) -> Outcome | None:
         """Wait until `holder` finishes. Its outcome if it ran the same flight, else None (then try to lead)."""
@@ -266,7 +268,7 @@ class Flights:
                     return _decode_outcome(raw)
                 except msgspec.DecodeError:
                     return None
-            if _text(current).rstrip("+") != holder:
+            if _text(current) != holder:
                 return None  # released without an outcome, or expired: compete again
 
     async def _finish(
@@ -277,9 +279,17 @@ class Flights:
             self._finish_script = self._redis.register_script(_FINISH)
         snapshot = held.snapshot if held is not None else None
         value, ttl = record(snapshot) if snapshot is not None else (b"", 0)
-        script_keys = [keys.lease(uid), keys.outcome(uid, token), keys.wake(uid, token), keys.snapshot(uid)]
-        script_keys += held.refunds if held is not None else ()
-        args = [holding, b"" if outcome is None else _encode(outcome), OUTCOME_TTL_MS, value, ttl]
+        script_keys = [
+            keys.lease(uid),
+            keys.outcome(uid, token),
+            keys.wake(uid, token),
+            keys.snapshot(uid),
+            keys.waiters(uid),
+            *(held.refunds if held is not None else ()),
+        ]
+        # Held for less than the deadline: the lease (deadline + 1 s) is still ours, no need to read it first.
+        careful = held is None or asyncio.get_running_loop().time() - held.taken_at >= self._deadline
+        args = [holding, b"" if outcome is None else _encode(outcome), OUTCOME_TTL_MS, value, ttl, int(careful)]
         owner = owner_key(snapshot) if snapshot is not None else None
         try:
             if owner is None:

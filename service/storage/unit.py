@@ -18,10 +18,11 @@ from service.onboarding.snapshot import Snapshot
 class Unit:
     """One leased flight's pending Redis work, for one user."""
 
-    __slots__ = ("fetched", "read", "refunds", "snapshot", "uid")
+    __slots__ = ("fetched", "read", "refunds", "snapshot", "taken_at", "uid")
 
-    def __init__(self, uid: str, fetched: bytes | None) -> None:
+    def __init__(self, uid: str, fetched: bytes | None, taken_at: float) -> None:
         self.uid = uid
+        self.taken_at = taken_at  # event-loop time just before the lease was asked for
         self.fetched = fetched  # the raw snapshot as the lease script read it (None: there was none)
         self.read = False  # the fetched value was handed out; later reads go to Redis or `snapshot`
         self.snapshot: Snapshot | None = None  # the last snapshot saved in this flight, written at the release
