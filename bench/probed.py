@@ -44,10 +44,13 @@ class Probes:
             self.gcs.append((time.time() - ms / 1000, ms, info["generation"], info["collected"]))
 
     def start(self) -> None:
-        if self._task is not None:
-            return
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._lag())
+
+    def debugging(self) -> None:
+        """Debug mode from the first /livez (the open loop's warm-up) on, so the users' set-up runs at full speed."""
         loop = asyncio.get_running_loop()
-        if self.debug:
+        if self.debug and not loop.get_debug():
             loop.set_debug(True)
             loop.slow_callback_duration = 0.002
             probes = self
@@ -57,7 +60,6 @@ class Probes:
                     probes.slow.append((time.time(), record.getMessage()[:300]))
 
             logging.getLogger("asyncio").addHandler(Slow(logging.WARNING))
-        self._task = loop.create_task(self._lag())
 
     async def _lag(self) -> None:
         while True:
@@ -86,6 +88,8 @@ def main() -> None:
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         probes.start()
+        if scope["type"] == "http" and scope["path"] == "/livez":
+            probes.debugging()
         if scope["type"] != "lifespan":
             await inner(scope, receive, send)
             return
