@@ -16,6 +16,8 @@ from tests.conftest import Harness, harness
 from tests.faulty_upstream import FaultyUpstream
 from tests.journey import EMAIL, action, drive
 
+pytestmark = pytest.mark.retries  # these tests are about the upstream retries
+
 DEADLINE = 1.5
 
 
