@@ -175,7 +175,7 @@ class Onboarding:
         now = self._clock()
         if machine.start_resumes(snapshot, email, now):
             return machine.answer(snapshot)  # a repeat inside the cooldown: no upstream call, no quota
-        await self._limited(self._limits.quota(user.uid, client_ip, "start"), "start", snapshot)
+        await self._limited(self._limits.quota(user.uid, client_ip, "start"), user, "start", snapshot)
         if machine.start_restarts(snapshot, email):
             snapshot = await self._restart(user, snapshot)
         try:
@@ -257,7 +257,7 @@ class Onboarding:
         self, user: User, snapshot: Snapshot, phone_number: str, client_ip: str | None
     ) -> OnboardingState:
         assert snapshot.customer_id is not None
-        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), "phone", snapshot)
+        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), user, "phone", snapshot)
         try:
             await self._effect(
                 user,
@@ -445,23 +445,11 @@ class Onboarding:
 
     # --- limits ---------------------------------------------------------------------------------
 
-    async def _limited(self, check: Awaitable[None], route: str, snapshot: Snapshot) -> None:
-        """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream."""
+    async def _limited(self, check: Awaitable[None], user: User, route: str, snapshot: Snapshot) -> None:
+        """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream (a
+        spent code is remembered in the snapshot, so GET says the same)."""
         try:
             await check
-        except LimitExceeded as exc:
-            raise machine.limit_refusal(
-                exc.code, route, snapshot, retry_after=exc.retry_after, limit=exc.limit, hourly=exc.hourly
-            ) from None
-        except LimitsUnavailable:
-            raise machine.limits_unavailable(route) from None
-
-    @contextlib.asynccontextmanager
-    async def _code_try(self, user: User, route: str, kind: str, issue: str, snapshot: Snapshot) -> AsyncIterator[None]:
-        """Count one try at a code before the upstream is asked, and give it back unless the code turned out wrong
-        or dead (a dead code, the upstream's "too many attempts" included, is no licence for free tries)."""
-        try:
-            await self._limits.code_attempt(user.uid, kind, issue)
         except LimitExceeded as exc:
             refusal = machine.limit_refusal(
                 exc.code, route, snapshot, retry_after=exc.retry_after, limit=exc.limit, hourly=exc.hourly
@@ -471,6 +459,12 @@ class Onboarding:
             raise refusal from None
         except LimitsUnavailable:
             raise machine.limits_unavailable(route) from None
+
+    @contextlib.asynccontextmanager
+    async def _code_try(self, user: User, route: str, kind: str, issue: str, snapshot: Snapshot) -> AsyncIterator[None]:
+        """Count one try at a code before the upstream is asked, and give it back unless the code turned out wrong
+        or dead (a dead code, the upstream's "too many attempts" included, is no licence for free tries)."""
+        await self._limited(self._limits.code_attempt(user.uid, kind, issue), user, route, snapshot)
         try:
             yield
         except Refusal as exc:
