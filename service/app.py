@@ -47,15 +47,17 @@ def livez() -> dict[str, str]:
 
 
 @get("/readyz", operation_id="readyz", tags=["operations"], summary="Ready to serve; dependency health in the body")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     state = request.app.state
     redis_ok = await _redis_ok(state.redis)
-    upstream = state.yativo.breaker.state
-    body = {
+    # Circuits refusing calls now (open, or half-open while one probe runs): the Yativo operations', then Redis'.
+    upstream_open = state.yativo.circuits.not_closed()
+    redis_open = [] if state.store.breaker.state is State.CLOSED else [state.store.breaker.name]
+    body: dict[str, Any] = {
         "status": "ready" if state.ready else "not_ready",
         "redis": "ok" if redis_ok else "unavailable",
-        # The circuit breaker's view: "open" after repeated failures, "half_open" while probing.
-        "upstream": "ok" if upstream is State.CLOSED else upstream.value,
+        "upstream": "degraded" if upstream_open else "ok",
+        "openCircuits": upstream_open + redis_open,
     }
     # Degraded dependencies still serve what they can: only starting or stopping takes a pod out.
     return Response(body, status_code=200 if state.ready else HTTP_503_SERVICE_UNAVAILABLE)
