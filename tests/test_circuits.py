@@ -148,7 +148,9 @@ async def test_refusals_and_states_are_exported_per_circuit(upstream: Upstream) 
 async def test_timeouts_count_as_failures(remote_control: httpx.AsyncClient) -> None:
     base = str(remote_control.base_url).rstrip("/")
     circuits = Circuits(threshold=2)
-    async with YativoClient(f"{base}/api/v1", "yativo_test", "s3cret", timeout_seconds=0.2, circuits=circuits) as client:
+    async with YativoClient(
+        f"{base}/api/v1", "yativo_test", "s3cret", timeout_seconds=0.2, circuits=circuits
+    ) as client:
         await client.lookup_customer(external_id="usr_warmup")  # the token first, so only the onboard is slow
         spec = {"path": "/yativo-card/customers/onboard", "latencyMs": 1000}
         (await remote_control.post("/_emulator/faults", json=spec)).raise_for_status()
