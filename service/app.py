@@ -31,6 +31,7 @@ from service.ops.breaker import State
 from service.ops.logs import drain as drain_logs
 from service.ops.tracing import Tracing
 from service.settings import Settings
+from service.storage.limits import Quotas
 from service.storage.store import RedisLike, StateStore, connect
 from service.usecases import Onboarding
 from service.yativo import YativoClient
@@ -95,7 +96,13 @@ def create_app(
         app.state.yativo = client
         app.state.redis = store_redis
         app.state.auth = Authenticator(settings)
-        store = StateStore(store_redis)
+        quotas = Quotas(
+            start_per_user=settings.start_quota_per_user,
+            start_per_address=settings.start_quota_per_address,
+            phone_per_user=settings.sms_quota_per_user,
+            phone_per_address=settings.sms_quota_per_address,
+        )
+        store = StateStore(store_redis, quotas=quotas)
         app.state.store = store
         app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         app.state.onboarding = Onboarding(

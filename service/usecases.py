@@ -114,7 +114,7 @@ class Onboarding:
         self._clock = clock
         self._poll = poll_seconds
         self._flights = Flights(store.redis, store.breaker, deadline_seconds=deadline_seconds)
-        self._limits = Limits(store.redis, store.breaker)
+        self._limits = Limits(store.redis, store.breaker, store.quotas)
 
     # --- the routes' use cases ------------------------------------------------------------------
     # Each runs as one flight per user (service.storage.flights): identical concurrent requests share one run

@@ -41,6 +41,7 @@ from redis.exceptions import RedisError
 from service.onboarding.snapshot import Snapshot
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
+from service.storage.limits import DEFAULT_QUOTAS, Quotas
 
 SNAPSHOT_TTL_SECONDS = 30 * 24 * 3600
 # An empty snapshot only saves the lookup for a user who has not started; keep it short.
@@ -75,8 +76,12 @@ def owner_key(card_id: str) -> str:
 
 
 class StateStore:
-    def __init__(self, redis: RedisLike, *, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self, redis: RedisLike, *, breaker: CircuitBreaker | None = None, quotas: Quotas = DEFAULT_QUOTAS
+    ) -> None:
         self.redis = redis
+        # The sending quotas the limits on this Redis enforce (service.storage.limits), configured with it.
+        self.quotas = quotas
         self.breaker = breaker or CircuitBreaker(
             "redis",
             threshold=3,
