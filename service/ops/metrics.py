@@ -74,10 +74,12 @@ CIRCUIT_REFUSALS = Counter(
     "Calls refused without trying because their circuit was open (or its one probe was in flight).",
     ["circuit"],
 )
-# Answers served from what we last knew instead of failing, by why the fresh read was not had.
-DEGRADED_ANSWERS = Counter(
+# Answers served from what we last knew instead of failing; `reason` names the refresh that could not be had
+# (service.usecases counts them: kyc_status, account).
+DEGRADED = Counter(
     f"{PREFIX}_degraded_answers_total",
-    "Answers given from the last known state because an upstream read failed or its circuit was open, by reason.",
+    "Answers given from the last known state because an upstream refresh failed or its circuit was open, by the "
+    "refresh (reason).",
     ["reason"],
 )
 REFUSALS = Counter(
