@@ -43,6 +43,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_allow_origins: tuple[str, ...] = ()
     # Proxies whose X-Forwarded-For is believed when finding the client address for per-address quotas.
     trusted_proxies: tuple[str, ...] = ()
+    # Emails (starts) and SMS (phone requests) per hour, per user and per client address; the reasoning behind
+    # the defaults is in service.storage.limits.Quotas. 0 turns a per-address quota off.
+    start_quota_per_user: int = 10
+    start_quota_per_address: int = 600
+    sms_quota_per_user: int = 5
+    sms_quota_per_address: int = 300
     # Hosts (and their subdomains) a KYC link handed to a frontend may point at.
     kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS
     log_level: str = "info"
@@ -94,6 +100,19 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float, hig
         raise ConfigError(f"{name} must be a number") from None
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
     return value
 
 
@@ -177,6 +196,10 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
         cors_allow_origins=origins,
         trusted_proxies=proxies,
+        start_quota_per_user=_int(env, "START_QUOTA_PER_USER", 10, low=1, high=1000),
+        start_quota_per_address=_int(env, "START_QUOTA_PER_ADDRESS", 600, low=0, high=1_000_000),
+        sms_quota_per_user=_int(env, "SMS_QUOTA_PER_USER", 5, low=1, high=1000),
+        sms_quota_per_address=_int(env, "SMS_QUOTA_PER_ADDRESS", 300, low=0, high=1_000_000),
         kyc_link_hosts=kyc_link_hosts,
         log_level=log_level,
         log_format=log_format,
