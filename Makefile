@@ -39,11 +39,12 @@ clean:
 	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
 
 # Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
-# does, and start everything they need: a throwaway redis-server, the emulator, the service variants and H.
+# does (plus the `memory` extra, for the log-line benchmark's in-process store), and start everything they need:
+# a throwaway redis-server, the emulator, the service variants and H.
 BENCH_VENV := .venv-bench
 
 $(BENCH_VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev --extra memory
 	@touch $@
 
 bench-tools:

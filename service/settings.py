@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -95,6 +96,17 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float, hig
     return value
 
 
+# The in-process store is fakeredis, which only the `memory` extra installs (the production image has none).
+MEMORY_EXTRA_HINT = "pip install 'card-onboarding-bff[memory]' (or uv sync --extra memory)"
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory"))
+    if url.startswith("memory://") and importlib.util.find_spec("fakeredis") is None:
+        raise ConfigError(f"REDIS_URL=memory:// needs the 'memory' extra (fakeredis): {MEMORY_EXTRA_HINT}")
+    return url
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = env.get(name, default).strip()
     if not value:
@@ -166,7 +178,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         request_deadline_seconds=_float(env, "REQUEST_DEADLINE_SECONDS", 8.0, low=0.5, high=60.0),
         yativo_webhook_secret=webhook_secret,
         yativo_webhook_secret_previous=webhook_previous,
-        redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
+        redis_url=_redis_url(env),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),
         auth_jwks_url=jwks_url,
         auth_jwt_secret=jwt_secret,
