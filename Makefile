@@ -24,8 +24,10 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 run: setup
 	$(VENV)/bin/python -m service dev
 
+# Not 8090: that is where `make run` starts its own emulator, and the two are often run side by side.
+EMULATOR_PORT ?= 8091
 emulator: setup
-	$(VENV)/bin/python -m service emulator --port 8090
+	$(VENV)/bin/python -m service emulator --port $(EMULATOR_PORT)
 
 test: setup lint
 	$(VENV)/bin/python -m pytest

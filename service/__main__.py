@@ -1,4 +1,4 @@
-"""Command line: `python -m service serve | emulator | dev | openapi`."""
+"""Command line: `python -m service serve | emulator | dev | dev-token | openapi`."""
 
 from __future__ import annotations
 
@@ -69,6 +69,15 @@ def _dev(args: argparse.Namespace) -> int:
         return 2
 
 
+def _dev_token(args: argparse.Namespace) -> int:
+    """Print a development token for a user: signed with AUTH_JWT_SECRET, or the dev stack's secret when unset."""
+    from service.http.auth import issue_dev_token
+    from service.settings import DEV_JWT_SECRET
+
+    print(issue_dev_token(os.environ.get("AUTH_JWT_SECRET") or DEV_JWT_SECRET, args.sub))
+    return 0
+
+
 def _openapi(args: argparse.Namespace) -> int:
     """Print the OpenAPI document of an app built with placeholder settings (no I/O happens without a lifespan)."""
     from service.app import create_app
@@ -106,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--emulator-port", type=int, default=8090)
     dev.set_defaults(run=_dev)
+
+    token = commands.add_parser(
+        "dev-token", help="print a 24 h development token for a user (AUTH_JWT_SECRET, default the dev stack's)"
+    )
+    token.add_argument("sub", help="the user id, the token's `sub`")
+    token.set_defaults(run=_dev_token)
 
     openapi = commands.add_parser("openapi", help="print the OpenAPI document (committed as openapi/openapi.json)")
     openapi.set_defaults(run=_openapi)

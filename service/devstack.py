@@ -15,10 +15,8 @@ from service.app import create_app
 from service.emulator import EmulatorConfig, create_emulator_app
 from service.http.auth import issue_dev_token
 from service.ops.logs import configure_logging
-from service.settings import DEFAULT_REDIS_URL, MEMORY_EXTRA_HINT, ConfigError, load_settings
+from service.settings import DEFAULT_REDIS_URL, DEV_JWT_SECRET, MEMORY_EXTRA_HINT, ConfigError, load_settings
 
-# Development only: the service refuses nothing about it, so never set it outside a laptop.
-DEV_JWT_SECRET = "dev-only-secret-never-use-in-production-000"
 DEV_SUB = "dev-user"
 
 

@@ -20,6 +20,9 @@ class ConfigError(Exception):
 
 DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The local stack's token secret (`python -m service dev`, `dev-token`, docker-compose.yml). Development only: the
+# service refuses nothing about it, so never set it outside a laptop.
+DEV_JWT_SECRET = "dev-only-secret-never-use-in-production-000"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

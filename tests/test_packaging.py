@@ -122,7 +122,7 @@ def test_the_console_script_runs_the_same_commands_as_python_m_service() -> None
     result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: card-onboarding-bff")
-    assert "{serve,emulator,dev,openapi}" in result.stdout
+    assert "{serve,emulator,dev,dev-token,openapi}" in result.stdout
 
 
 def test_an_in_process_store_without_fakeredis_is_refused_at_start_up_naming_the_extra(
