@@ -21,6 +21,7 @@ def start_dev(redis_url: str) -> tuple[subprocess.Popen[bytes], str, str, str]:
     env = {**os.environ, "REDIS_URL": redis_url}
     env.pop("AUTH_JWKS_URL", None)
     env.pop("AUTH_JWT_SECRET", None)
+    env.pop("LOG_FORMAT", None)  # the documented default: console on a terminal, JSON off one (a pipe here)
     process = subprocess.Popen(
         [sys.executable, "-m", "service", "dev", "--port", str(port), "--emulator-port", str(emulator_port)],
         cwd=ROOT,
@@ -128,3 +129,16 @@ def test_a_dev_token_names_the_user_and_is_accepted_by_the_dev_stack(dev: tuple[
     assert jwt.decode(token, options={"verify_signature": False})["sub"] == "someone-else"
     response = httpx.get(f"{service}/v1/card-onboarding", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert response.status_code == 200 and response.json()["nextAction"]["type"] == "provide_email"
+
+
+def test_the_dev_stack_logs_json_off_a_terminal_as_documented(redis_url: str, redis_admin: object) -> None:
+    process, service, _, token = start_dev(redis_url)
+    try:
+        response = httpx.get(f"{service}/v1/card-onboarding", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert response.status_code == 200
+    finally:
+        stop(process)
+    assert process.stdout is not None
+    lines = [line for line in process.stdout.read().decode().splitlines() if line.strip()]
+    requests = [json.loads(line) for line in lines if line.startswith("{") and '"event":"request"' in line]
+    assert [(r["route"], r["status"]) for r in requests] == [("/v1/card-onboarding", 200)]
