@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -19,6 +20,9 @@ class ConfigError(Exception):
 
 DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The local stack's token secret (`python -m service dev`, `dev-token`, docker-compose.yml). Development only: the
+# service refuses nothing about it, so never set it outside a laptop.
+DEV_JWT_SECRET = "dev-only-secret-never-use-in-production-000"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +120,17 @@ def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int
     return value
 
 
+# The in-process store is fakeredis, which only the `memory` extra installs (the production image has none).
+MEMORY_EXTRA_HINT = "pip install 'card-onboarding-bff[memory]' (or uv sync --extra memory)"
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory"))
+    if url.startswith("memory://") and importlib.util.find_spec("fakeredis") is None:
+        raise ConfigError(f"REDIS_URL=memory:// needs the 'memory' extra (fakeredis): {MEMORY_EXTRA_HINT}")
+    return url
+
+
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     value = env.get(name, default).strip()
     if not value:
@@ -188,7 +203,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         email_resend_cooldown_seconds=_float(env, "EMAIL_RESEND_COOLDOWN_SECONDS", 60.0, low=0.0, high=3600.0),
         yativo_webhook_secret=webhook_secret,
         yativo_webhook_secret_previous=webhook_previous,
-        redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
+        redis_url=_redis_url(env),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),
         auth_jwks_url=jwks_url,
         auth_jwt_secret=jwt_secret,
