@@ -14,6 +14,7 @@ import structlog
 from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusController
@@ -49,7 +50,17 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", operation_id="readyz", tags=["operations"], summary="Ready to serve; dependency health in the body")
+@get(
+    "/readyz",
+    operation_id="readyz",
+    tags=["operations"],
+    summary="Ready to serve; dependency health in the body",
+    responses={
+        503: ResponseSpec(
+            dict[str, str], description="Starting or stopping: take this pod out", generate_examples=False
+        )
+    },
+)
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
     state = request.app.state
     redis_ok = await _redis_ok(state.redis)
@@ -138,8 +149,17 @@ def create_app(
         CORSConfig(
             allow_origins=list(settings.cors_allow_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            # What the TypeScript SDK sends and reads (sdk/typescript): without these, a browser hides Retry-After
+            # and the ETag from the page and refuses the preflight of a conditional or idempotent call.
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Retry-After",
+                "X-Request-ID",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
             max_age=600,
         )
         if settings.cors_allow_origins

@@ -60,18 +60,16 @@ SUCCESS: dict[tuple[str, str], OnboardingState] = {
 }
 
 
-def problem_action(code: str, method: str, path: str) -> NextAction:
+def problem_action(code: str, retryable: bool, method: str, path: str) -> NextAction:
     """The nextAction an example problem with this code carries on this call."""
     here = Endpoint("GET" if method == "GET" else "POST", path)
     if code in ("unauthenticated", "webhook_signature_invalid"):
         return SignIn() if path.startswith(ONBOARDING) else SignIn(endpoint=here)
     if code == "step_not_available":
         return ProvideEmail()
-    if code in ("validation_failed", "email_invalid", "otp_format_invalid", "otp_invalid", "otp_expired"):
-        field = {"email_invalid": "email", "validation_failed": "body"}.get(code, "code")
-        return FixInput(endpoint=here, errors=[FieldError(field, "This value is not valid.")])
-    if code == "payload_too_large":
-        return FixInput(endpoint=here, errors=[FieldError("body", "The request body is larger than 16 KiB.")])
     if code == "email_unavailable":
         return UseDifferentEmail(reason="in_use")
-    return RetryLater(endpoint=here, retry_after_seconds=2)
+    if retryable:
+        return RetryLater(endpoint=here, retry_after_seconds=2)
+    field = {"email_invalid": "email", "otp_format_invalid": "code", "otp_invalid": "code", "otp_expired": "code"}
+    return FixInput(endpoint=here, errors=[FieldError(field.get(code, "body"), "This value is not valid.")])
