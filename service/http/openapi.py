@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Litestar
+from litestar.enums import ParamType
 from litestar.openapi.spec import (
     Discriminator,
     Example,
@@ -15,6 +16,7 @@ from litestar.openapi.spec import (
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
+    Parameter,
     Reference,
     RequestBody,
     Schema,
@@ -57,6 +59,9 @@ def finalize(doc: OpenAPI, request_bodies: dict[str, type] | None = None) -> Ope
                 operation.responses.pop("400", None)
             operation.operation_id = _OPERATION_IDS.get(operation.operation_id or "", operation.operation_id)
             _answers(path, method.upper(), operation.responses)
+            if (method.upper(), path) == _CONDITIONAL:
+                # Read from the raw headers by the handler (not a Litestar parameter: no extra work on the hot path).
+                operation.parameters = [*(operation.parameters or []), _IF_NONE_MATCH]
     _metrics_as_text(doc)
     for name, schema in schemas.items():
         if name in _CLOSED_REQUESTS:
@@ -188,6 +193,13 @@ _HEADERS = {
     ),
 }
 _CONDITIONAL = ("GET", "/v1/card-onboarding")
+_IF_NONE_MATCH = Parameter(
+    name="If-None-Match",
+    param_in=ParamType.HEADER,
+    required=False,
+    schema=Schema(type=OpenAPIType.STRING),
+    description="The ETag of the state the client already has: answered 304 without a body while it is current.",
+)
 _REQUEST_ID_EXAMPLE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
