@@ -15,7 +15,7 @@ from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusController
 from litestar.response import Response
@@ -23,6 +23,7 @@ from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.http.auth import Authenticator
+from service.http.docs import DOCS_PATH, assets_router, swagger_plugin
 from service.http.middleware import AnswerOptions, RequestIdMiddleware
 from service.http.openapi import finalize as finalize_openapi
 from service.http.problems import EXCEPTION_HANDLERS
@@ -138,8 +139,8 @@ def create_app(
         title="Card onboarding API",
         version=API_VERSION,
         description="Issue a Visa virtual card: every answer carries one `nextAction` telling the frontend what to do next.",
-        path="/schema",
-        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        path=DOCS_PATH,
+        render_plugins=[JsonRenderPlugin(), swagger_plugin()],
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
@@ -166,7 +167,14 @@ def create_app(
         else None
     )
     app = Litestar(
-        route_handlers=[OnboardingController, receive_yativo_webhook, livez, readyz, PrometheusController],
+        route_handlers=[
+            OnboardingController,
+            receive_yativo_webhook,
+            livez,
+            readyz,
+            PrometheusController,
+            assets_router(),
+        ],
         lifespan=[resources],
         on_shutdown=[tracing.shutdown],
         plugins=tracing.plugins,
