@@ -210,6 +210,7 @@ async def test_a_page_on_an_allowed_origin_can_read_the_etag_retry_after_and_req
         refused = await h.post("", {"email": EMAIL}, headers={"Origin": ALLOWED})
     assert state.status_code == 200 and state.headers["etag"]
     assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert {v.strip().lower() for v in state.headers["vary"].split(",")} >= {"origin", "authorization"}
     for response in (state, refused):
         assert response.headers["access-control-allow-origin"] == ALLOWED
         exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}

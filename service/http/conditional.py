@@ -13,9 +13,9 @@ from service.http.middleware import REVALIDATE
 _encode = msgspec.json.Encoder().encode
 
 # The browser may keep the answer for this user only (`private`) and must ask again before each use (`no-cache`):
-# a poll then costs a 304 without a body instead of the same state again. Vary, because the same URL answers
-# every user, told apart by the token.
-_HEADERS = {"Cache-Control": REVALIDATE.decode(), "Vary": "Authorization"}
+# a poll then costs a 304 without a body instead of the same state again. The outer middleware adds
+# `Vary: Authorization` to this policy, because the same URL answers every user, told apart by the token.
+_HEADERS = {"Cache-Control": REVALIDATE.decode()}
 
 
 def etag_of(body: bytes) -> str:

@@ -59,8 +59,10 @@ class RequestIdMiddleware:
                 # revalidation policy.
                 headers = message.get("headers", ())
                 kept = [h for h in headers if h[0].lower() not in _OURS]
-                revalidate = any(k.lower() == b"cache-control" and v == REVALIDATE for k, v in headers)
-                message["headers"] = [*kept, *(_REVALIDATED if revalidate else SECURITY_HEADERS), id_header]
+                if any(k.lower() == b"cache-control" and v == REVALIDATE for k, v in headers):
+                    message["headers"] = [*_vary_by_token(kept), *_REVALIDATED, id_header]
+                else:
+                    message["headers"] = [*kept, *SECURITY_HEADERS, id_header]
             await send(message)
 
         try:
@@ -87,6 +89,13 @@ class RequestIdMiddleware:
             request_info_var.reset(info_token)
             request_id_var.reset(token)
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _vary_by_token(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A kept answer differs per user: Vary on Authorization, merged with what CORS set (it replaces, not adds)."""
+    vary = [v for k, v in headers if k.lower() == b"vary"]
+    others = [h for h in headers if h[0].lower() != b"vary"]
+    return [*others, (b"vary", b", ".join([*vary, b"Authorization"]))]
 
 
 class AnswerOptions:
