@@ -8,7 +8,8 @@ import { Stack } from "./stack.js";
 let stack: Stack;
 
 beforeAll(async () => {
-  stack = await new Stack().up();
+  stack = new Stack(); // assigned first, so afterAll stops whatever did start when another process did not
+  await stack.up();
 });
 
 afterAll(async () => {

@@ -24,7 +24,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function listening(port: number, child: ChildProcess, log: string, timeoutMs = 20_000): Promise<void> {
+// Generous: on a loaded machine a first start also compiles every module's bytecode.
+async function listening(port: number, child: ChildProcess, log: string, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`exited early (${child.exitCode}):\n${readFileSync(log, "utf8")}`);
@@ -36,7 +37,7 @@ async function listening(port: number, child: ChildProcess, log: string, timeout
     if (up) return;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`nothing listened on ${port} within ${timeoutMs} ms:\n${readFileSync(log, "utf8")}`);
+  throw new Error(`${child.spawnargs.join(" ")}: nothing listened on ${port} within ${timeoutMs} ms:\n${readFileSync(log, "utf8")}`);
 }
 
 export class Stack {
@@ -55,17 +56,20 @@ export class Stack {
 
   async up(): Promise<this> {
     const [redis, emulator, service] = await Promise.all([freePort(), freePort(), freePort()]);
-    await this.start("redis", "redis-server", ["--port", `${redis}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], redis);
-    await this.start("emulator", PYTHON, ["-m", "service", "emulator", "--port", `${emulator}`, "--kyc-auto-approve-seconds", "-1"], emulator);
     this.emulator = `http://127.0.0.1:${emulator}`;
-    await this.start("service", PYTHON, ["-m", "service", "serve", "--host", "127.0.0.1", "--port", `${service}`], service, {
-      AUTH_JWT_SECRET: JWT_SECRET,
-      REDIS_URL: `redis://127.0.0.1:${redis}/0`,
-      YATIVO_BASE_URL: `${this.emulator}/api/v1`,
-      YATIVO_API_KEY: "yativo_test",
-      YATIVO_API_SECRET: "s3cret",
-    });
     this.service = `http://127.0.0.1:${service}`;
+    // Side by side: the service reaches Redis and the emulator only when asked, so none waits for another.
+    await Promise.all([
+      this.start("redis", "redis-server", ["--port", `${redis}`, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], redis),
+      this.start("emulator", PYTHON, ["-m", "service", "emulator", "--port", `${emulator}`, "--kyc-auto-approve-seconds", "-1"], emulator),
+      this.start("service", PYTHON, ["-m", "service", "serve", "--host", "127.0.0.1", "--port", `${service}`], service, {
+        AUTH_JWT_SECRET: JWT_SECRET,
+        REDIS_URL: `redis://127.0.0.1:${redis}/0`,
+        YATIVO_BASE_URL: `${this.emulator}/api/v1`,
+        YATIVO_API_KEY: "yativo_test",
+        YATIVO_API_SECRET: "s3cret",
+      }),
+    ]);
     return this;
   }
 
