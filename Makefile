@@ -8,7 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 FAST_TESTS := tests/test_decide.py tests/test_machine.py tests/test_flow_diagram.py tests/test_core_purity.py tests/test_kyc_link.py tests/test_settings.py tests/test_breaker.py
 
-.PHONY: setup run test test-fast flow lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools
+.PHONY: setup run test test-fast flow lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools sdk
 
 setup: $(VENV)/.synced
 
@@ -48,7 +48,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix service tests bench
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache sdk/typescript/node_modules sdk/typescript/dist
 
 # Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
 # does (plus the `memory` extra, for the log-line benchmark's in-process store), and start everything they need:
@@ -81,6 +81,20 @@ flow: setup
 # Regenerate the committed OpenAPI document after changing the API (a test fails while it drifts).
 openapi: setup
 	$(VENV)/bin/python -m service openapi > openapi/openapi.json
+
+# The TypeScript SDK (sdk/typescript, Node 20+): locked install, types regenerated from openapi/ (failing when that
+# changes the committed file: commit the regenerated one), build, then its tests, which start the real service,
+# emulator and a redis-server.
+SDK_GENERATED := sdk/typescript/src/generated/openapi.ts
+
+sdk: setup
+	@command -v npm >/dev/null || { echo "make sdk needs Node.js 20+ and npm" >&2; exit 1; }
+	cd sdk/typescript && npm ci --no-audit --no-fund
+	@cp $(SDK_GENERATED) $(SDK_GENERATED).committed
+	cd sdk/typescript && npm run --silent generate
+	@cmp -s $(SDK_GENERATED) $(SDK_GENERATED).committed && rm $(SDK_GENERATED).committed || \
+	  { rm $(SDK_GENERATED).committed; echo "$(SDK_GENERATED) drifted from openapi/: commit the regenerated file" >&2; exit 1; }
+	cd sdk/typescript && npm run build && PYTHON=$(CURDIR)/$(VENV)/bin/python npm test
 
 # Only the deployment checks (tests/test_deploy.py, also part of `make test`): hadolint on the Dockerfile, every
 # Kustomize overlay rendered and validated strictly, checkov (offline) on both, and the docker-compose.yml wiring.

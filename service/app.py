@@ -14,7 +14,8 @@ import structlog
 from litestar import Litestar, Request, get
 from litestar.config.cors import CORSConfig
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusController
 from litestar.response import Response
@@ -22,6 +23,7 @@ from litestar.routes import HTTPRoute
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 
 from service.http.auth import Authenticator
+from service.http.docs import DOCS_PATH, assets_router, swagger_plugin
 from service.http.middleware import AnswerOptions, RequestIdMiddleware
 from service.http.openapi import finalize as finalize_openapi
 from service.http.problems import EXCEPTION_HANDLERS
@@ -49,7 +51,17 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", operation_id="readyz", tags=["operations"], summary="Ready to serve; dependency health in the body")
+@get(
+    "/readyz",
+    operation_id="readyz",
+    tags=["operations"],
+    summary="Ready to serve; dependency health in the body",
+    responses={
+        503: ResponseSpec(
+            dict[str, Any], description="Starting or stopping: take this pod out", generate_examples=False
+        )
+    },
+)
 async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     state = request.app.state
     redis_ok = await _redis_ok(state.redis)
@@ -140,8 +152,8 @@ def create_app(
         title="Card onboarding API",
         version=API_VERSION,
         description="Issue a Visa virtual card: every answer carries one `nextAction` telling the frontend what to do next.",
-        path="/schema",
-        render_plugins=[JsonRenderPlugin(), SwaggerRenderPlugin()],
+        path=DOCS_PATH,
+        render_plugins=[JsonRenderPlugin(), swagger_plugin()],
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
         ),
@@ -151,15 +163,31 @@ def create_app(
         CORSConfig(
             allow_origins=list(settings.cors_allow_origins),
             allow_methods=["GET", "POST"],
-            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After"],
+            # What the TypeScript SDK sends and reads (sdk/typescript): without these, a browser hides Retry-After
+            # and the ETag from the page and refuses the preflight of a conditional or idempotent call.
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "X-Request-ID"],
+            expose_headers=[
+                "ETag",
+                "Retry-After",
+                "X-Request-ID",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
             max_age=600,
         )
         if settings.cors_allow_origins
         else None
     )
     app = Litestar(
-        route_handlers=[OnboardingController, receive_yativo_webhook, livez, readyz, PrometheusController],
+        route_handlers=[
+            OnboardingController,
+            receive_yativo_webhook,
+            livez,
+            readyz,
+            PrometheusController,
+            assets_router(),
+        ],
         lifespan=[resources],
         on_shutdown=[tracing.shutdown],
         plugins=tracing.plugins,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 
 from service.http.auth import Authenticator
+from service.http.conditional import conditional
 from service.http.problems import PROBLEM_JSON, Problem
 from service.onboarding.actions import OnboardingState
 from service.onboarding.inputs import CodeRequest, PhoneRequest, SourceOfFundsRequest, StartRequest
@@ -99,8 +100,11 @@ class OnboardingController(Controller):
     }
 
     @get("/", operation_id="getCardOnboarding", summary="The caller's current state", responses=_problems())
-    async def current(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
-        return _noted(await onboarding.current(user))
+    async def current(
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> Response[OnboardingState]:
+        # The poll while KYC or the account is pending: a client that has this state gets a 304 without a body.
+        return conditional(_noted(await onboarding.current(user)), request.headers.get("if-none-match"))
 
     @post(
         "/",
