@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import os
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from redis import Redis
@@ -18,6 +19,21 @@ from service.ops.logs import configure_logging
 from service.settings import DEFAULT_REDIS_URL, DEV_JWT_SECRET, MEMORY_EXTRA_HINT, ConfigError, load_settings
 
 DEV_SUB = "dev-user"
+# The local stack keeps its state in a database of its own on whatever Redis REDIS_URL names, and empties it at
+# start: the emulator starts empty too, and state left from an earlier run (or someone else's keys) would answer
+# steps that were never taken.
+DEV_REDIS_DB = 15
+
+
+def _own_database(url: str, database: int) -> str:
+    """`url` with its database replaced by the dev stack's own (the path of a redis:// URL is the database)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
+
+
+def _empty(url: str) -> None:
+    with Redis.from_url(url, socket_timeout=2, socket_connect_timeout=0.5) as client:
+        client.flushdb()
 
 
 def _reachable(url: str) -> bool:
@@ -37,6 +53,8 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
         env.setdefault("AUTH_JWT_SECRET", DEV_JWT_SECRET)
     # LOG_FORMAT is left as set: unset, it is console on a terminal and JSON off one, as in production.
     redis_url = env.get("REDIS_URL", DEFAULT_REDIS_URL)
+    if not redis_url.startswith("memory://"):
+        redis_url = _own_database(redis_url, int(env.get("DEV_REDIS_DB", DEV_REDIS_DB)))
     if not redis_url.startswith("memory://") and not _reachable(redis_url):
         if importlib.util.find_spec("fakeredis") is None:
             raise ConfigError(
@@ -48,6 +66,8 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
             file=sys.stderr,
         )
         redis_url = "memory://"
+    if not redis_url.startswith("memory://"):
+        _empty(redis_url)
     env["REDIS_URL"] = redis_url
     settings = load_settings(env)
     configure_logging(settings)
@@ -64,7 +84,8 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
                 "Card onboarding BFF - local stack",
                 f"  service:   {base}/v1/card-onboarding   (API docs: {base}/schema/swagger, OpenAPI: {base}/schema/openapi.json)",
                 f"  emulator:  http://{host}:{emulator_port}   (codes it sent: http://{host}:{emulator_port}/_emulator/outbox)",
-                f"  redis:     {redis_url}",
+                f"  redis:     {redis_url}"
+                + ("   (the dev stack's own database, emptied at start)" if redis_url != "memory://" else ""),
                 f"  token:     {token}",
                 f"             (sub {DEV_SUB!r}, valid 24 h)",
                 "Try:",

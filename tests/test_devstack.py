@@ -142,3 +142,31 @@ def test_the_dev_stack_logs_json_off_a_terminal_as_documented(redis_url: str, re
     lines = [line for line in process.stdout.read().decode().splitlines() if line.strip()]
     requests = [json.loads(line) for line in lines if line.startswith("{") and '"event":"request"' in line]
     assert [(r["route"], r["status"]) for r in requests] == [("/v1/card-onboarding", 200)]
+
+
+def test_the_dev_stack_keeps_its_state_in_a_database_of_its_own_emptied_at_start(
+    redis_url: str, redis_admin: object
+) -> None:
+    import redis
+
+    server = redis_url.rsplit("/", 1)[0]
+    theirs, ours = redis.Redis.from_url(f"{server}/0"), redis.Redis.from_url(f"{server}/15")
+    theirs.set("someone:else", b"keep me")
+    ours.set("bff:{u:left}:snap", b"from an earlier run")
+    process, service, _, token = start_dev(redis_url)
+    try:
+        assert ours.get("bff:{u:left}:snap") is None  # the emulator starts empty: so does our state
+        started = httpx.post(
+            f"{service}/v1/card-onboarding",
+            json={"email": "dev.db@example.com"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert started.json()["nextAction"]["type"] == "verify_email_code"
+        assert ours.keys("bff:*") != []
+        assert theirs.keys("bff:*") == []
+        assert theirs.get("someone:else") == b"keep me"
+    finally:
+        stop(process)
+        ours.flushdb()
+        theirs.close()
+        ours.close()
