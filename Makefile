@@ -6,7 +6,8 @@ VENV := .venv
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools
+.PHONY: setup run test lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools \
+	web e2e node-tools chromium
 
 setup: $(VENV)/.synced
 
@@ -36,7 +37,32 @@ format: setup
 	$(VENV)/bin/ruff check --fix service tests bench
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache $(WEB)/node_modules $(WEB)/dist
+
+# The example web app (examples/web, on the TypeScript SDK) and its browser tests. They need Node 20+ and npm, so
+# they are not part of `make test`; `make run` serves the app at /demo/ once `make web` has built it.
+WEB := examples/web
+SDK := sdk/typescript
+
+node-tools:
+	@command -v npm >/dev/null || { echo "make web needs Node 20+ and npm: apt-get install nodejs npm" >&2; exit 1; }
+
+$(SDK)/node_modules/.package-lock.json: $(SDK)/package-lock.json | node-tools
+	cd $(SDK) && npm ci --no-audit --no-fund
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json $(SDK)/node_modules/.package-lock.json | node-tools
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+web: $(WEB)/node_modules/.package-lock.json
+	cd $(SDK) && npm run build
+	cd $(WEB) && npm run typecheck && npm run build
+
+# Debian's Chromium: Playwright's own browser download is not used.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+
+e2e: setup web chromium
+	cd $(WEB) && CHROMIUM_PATH="$$(command -v chromium)" npx playwright test
 
 # Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
 # does, and start everything they need: a throwaway redis-server, the emulator, the service variants and H.
