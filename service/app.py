@@ -25,12 +25,15 @@ from service.http.auth import Authenticator
 from service.http.middleware import AnswerOptions, RequestIdMiddleware
 from service.http.openapi import finalize as finalize_openapi
 from service.http.problems import EXCEPTION_HANDLERS
-from service.http.routes import OnboardingController
+from service.http.routes import REQUEST_BODIES, OnboardingController
 from service.http.webhooks import WebhookReceiver, receive_yativo_webhook
-from service.ops.breaker import State
+from service.ops import metrics
+from service.ops.breaker import CircuitBreaker, State
 from service.ops.logs import drain as drain_logs
 from service.ops.tracing import Tracing
 from service.settings import Settings
+from service.storage.flights import Flights
+from service.storage.limits import Limits
 from service.storage.store import RedisLike, StateStore, connect
 from service.usecases import Onboarding
 from service.yativo import YativoClient
@@ -93,14 +96,19 @@ def create_app(
         app.state.yativo = client
         app.state.redis = store_redis
         app.state.auth = Authenticator(settings)
-        store = StateStore(store_redis)
+        redis_breaker = CircuitBreaker(
+            "redis", threshold=3, cooldown=1.0, max_cooldown=5.0, on_change=metrics.breaker_changed
+        )
+        store = StateStore(store_redis, breaker=redis_breaker)
         app.state.store = store
         app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         app.state.onboarding = Onboarding(
             client,
             store,
+            Flights(store_redis, redis_breaker, deadline_seconds=settings.request_deadline_seconds),
+            Limits(store_redis, redis_breaker),
             clock=clock,
-            deadline_seconds=settings.request_deadline_seconds,
+            resend_cooldown_seconds=settings.email_resend_cooldown_seconds,
             kyc_link_hosts=settings.kyc_link_hosts,
         )
         app.state.webhooks = WebhookReceiver(settings, store_redis, clock=clock)
@@ -149,7 +157,7 @@ def create_app(
         logging_config=None,
         debug=False,
     )
-    finalize_openapi(app.openapi_schema)
+    finalize_openapi(app.openapi_schema, REQUEST_BODIES)
     # Outside Litestar's router, so every answer (404, 405, CORS preflight, errors) gets the id and headers.
     allow = {r.path: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute) and "{" not in r.path}
     app.asgi_handler = RequestIdMiddleware(AnswerOptions(app.asgi_handler, allow))

@@ -1,66 +1,39 @@
-"""One user intent at a time: calls the upstream, records what it said in the snapshot, and asks decide() what next."""
+"""The shell around the onboarding state machine: per route, load -> ask the core -> call the upstream -> save -> answer.
+
+Every decision is service.onboarding.machine's (and decide()'s); this module only does the I/O it names, in
+order, and feeds the outcomes back. Each route runs as one flight per user (service.storage.flights): identical
+concurrent requests share one run and its answer, different ones for the same user take turns, all within the
+request deadline.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
-import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
 
-from service.onboarding.actions import (
-    EMAIL_VERIFICATION,
-    PHONE,
-    PHONE_VERIFICATION,
-    START,
-    AnswerSourceOfFunds,
-    CardView,
-    CompleteKyc,
-    CreateCard,
-    Done,
-    Endpoint,
-    FieldError,
-    FixInput,
-    NextAction,
-    OnboardingState,
-    Progress,
-    ProvideEmail,
-    ProvidePhone,
-    Question,
-    RetryLater,
-    UseDifferentEmail,
-    VerifyEmailCode,
-    VerifyPhoneCode,
-    WaitForAccount,
-    WaitForKyc,
+from service.onboarding import machine
+from service.onboarding.actions import OnboardingState, Question
+from service.onboarding.inputs import (
+    BadInput,
+    CodeRequest,
+    PhoneRequest,
+    SourceOfFundsRequest,
+    StartRequest,
+    normalize_email,
+    parse_body,
 )
-from service.onboarding.decide import (
-    EMAIL_CODE_DEAD,
-    EMAIL_CODE_WRONG,
-    EMAIL_REFUSALS,
-    FLOW_KYC,
-    FLOW_KYC_LINK,
-    KYC_FAILED,
-    PHONE_CODE_DEAD,
-    PHONE_CODE_WRONG,
-    RESUME_SIGNALS,
-    WALLET_NOT_READY,
-    after_kyc,
-    decide,
-    has_card,
-    in_identity,
-    step_of,
-)
-from service.onboarding.errors import OnboardingError
-from service.onboarding.kyclink import DEFAULT_KYC_LINK_HOSTS, described, first_allowed
-from service.onboarding.masking import mask_email, mask_phone
+from service.onboarding.kyclink import DEFAULT_KYC_LINK_HOSTS, described
+from service.onboarding.refusals import Refusal, refuse
 from service.onboarding.snapshot import Snapshot
 from service.onboarding.user import User
+from service.ops import metrics
 from service.storage.flights import Flights
 from service.storage.limits import LimitExceeded, Limits, LimitsUnavailable
 from service.storage.store import StateStore
@@ -68,33 +41,13 @@ from service.yativo import (
     Card,
     Customer,
     SofAnswer,
-    UpstreamBadResponse,
     UpstreamRejected,
     UpstreamUnavailable,
     YativoClient,
 )
 
 T = TypeVar("T")
-# The answers that mean the code itself was refused: those tries are not given back.
-_CODE_REFUSED = ("otp_invalid", "otp_expired")
-
 log = structlog.get_logger(__name__)
-
-# The upstream documents a 1-hour KYC link; refresh a little early so a link we hand out still works.
-KYC_LINK_TTL_SECONDS = 3600
-KYC_LINK_REFRESH_MARGIN_SECONDS = 120
-DEFAULT_OTP_TTL_SECONDS = 600
-
-
-def answer(snapshot: Snapshot, action: NextAction | None = None) -> OnboardingState:
-    action = decide(snapshot) if action is None else action
-    return OnboardingState(
-        next_action=action,
-        progress=Progress(int(step_of(snapshot))),
-        email_masked=snapshot.email_masked,
-        phone_masked=snapshot.phone_masked,
-        card=snapshot.card,
-    )
 
 
 class Onboarding:
@@ -102,71 +55,106 @@ class Onboarding:
         self,
         yativo: YativoClient,
         store: StateStore,
+        flights: Flights,
+        limits: Limits,
         *,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 5.0,
-        deadline_seconds: float = 8.0,
+        resend_cooldown_seconds: float = machine.DEFAULT_RESEND_COOLDOWN_SECONDS,
         kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS,
     ) -> None:
         self._yativo = yativo
-        self._kyc_link_hosts = kyc_link_hosts
         self._store = store
+        self._flights = flights
+        self._limits = limits
         self._clock = clock
         self._poll = poll_seconds
-        self._flights = Flights(store.redis, store.breaker, deadline_seconds=deadline_seconds)
-        self._limits = Limits(store.redis, store.breaker)
+        self._cooldown = resend_cooldown_seconds
+        self._kyc_link_hosts = kyc_link_hosts
 
-    # --- the routes' use cases ------------------------------------------------------------------
-    # Each runs as one flight per user (service.storage.flights): identical concurrent requests share one run
-    # and its answer, different ones for the same user take turns, all within the request deadline.
+    # --- the routes ------------------------------------------------------------------------------
 
     async def current(self, user: User) -> OnboardingState:
         snapshot = await self._store.load(user.uid)
-        if snapshot is not None and snapshot.unsettled is None and self._poll_due(snapshot) is None:
-            return answer(snapshot)  # the frequent read: one Redis round trip
+        if snapshot is not None and machine.fresh(snapshot, self._clock(), poll_seconds=self._poll):
+            return machine.answer(snapshot)  # the frequent read: one Redis round trip
         return await self._flights.run(user.uid, "current", lambda: self._current(user))
 
-    async def start(self, user: User, email: str, client_ip: str | None = None) -> OnboardingState:
-        flight = _flight("start", email)
-        return await self._flights.run(user.uid, flight, lambda: self._start(user, email, client_ip))
+    async def start(self, user: User, content_type: str | None, body: bytes, client_ip: str | None) -> OnboardingState:
+        parsed = parse_body("start", content_type, body)
+        email = normalize_email(parsed.email) if isinstance(parsed, StartRequest) else None
+        return await self._run(user, "start", parsed, (email,), lambda s: self._start(user, s, email or "", client_ip))
 
-    async def verify_email(self, user: User, code: str) -> OnboardingState:
-        return await self._flights.run(user.uid, _flight("verify_email", code), lambda: self._verify_email(user, code))
+    async def verify_email(self, user: User, content_type: str | None, body: bytes) -> OnboardingState:
+        parsed = parse_body("verify_email", content_type, body)
+        code = parsed.code if isinstance(parsed, CodeRequest) else ""
+        return await self._run(user, "verify_email", parsed, (code,), lambda s: self._verify_email(user, s, code))
 
     async def kyc_session(self, user: User) -> OnboardingState:
-        return await self._flights.run(user.uid, "kyc_session", lambda: self._kyc_session(user))
+        return await self._run(user, "kyc_session", None, (), lambda s: self._kyc_session(user, s))
 
-    async def submit_source_of_funds(self, user: User, answers: Sequence[tuple[str, str]]) -> OnboardingState:
-        flight = _flight("source_of_funds", *(f"{q}={a}" for q, a in answers))
-        return await self._flights.run(user.uid, flight, lambda: self._submit_source_of_funds(user, answers))
-
-    async def request_phone_code(self, user: User, phone_number: str, client_ip: str | None = None) -> OnboardingState:
-        flight = _flight("phone", phone_number)
-        return await self._flights.run(
-            user.uid, flight, lambda: self._request_phone_code(user, phone_number, client_ip)
+    async def submit_source_of_funds(self, user: User, content_type: str | None, body: bytes) -> OnboardingState:
+        parsed = parse_body("source_of_funds", content_type, body)
+        answers = [(a.question, a.answer) for a in parsed.answers] if isinstance(parsed, SourceOfFundsRequest) else []
+        return await self._run(
+            user,
+            "source_of_funds",
+            parsed,
+            tuple(f"{q}={a}" for q, a in answers),
+            lambda s: self._submit_source_of_funds(user, s, answers),
         )
 
-    async def verify_phone_code(self, user: User, code: str) -> OnboardingState:
-        flight = _flight("verify_phone", code)
-        return await self._flights.run(user.uid, flight, lambda: self._verify_phone_code(user, code))
+    async def request_phone_code(
+        self, user: User, content_type: str | None, body: bytes, client_ip: str | None
+    ) -> OnboardingState:
+        parsed = parse_body("phone", content_type, body)
+        phone = parsed.phone_number if isinstance(parsed, PhoneRequest) else ""
+        return await self._run(
+            user, "phone", parsed, (phone,), lambda s: self._request_phone_code(user, s, phone, client_ip)
+        )
+
+    async def verify_phone_code(self, user: User, content_type: str | None, body: bytes) -> OnboardingState:
+        parsed = parse_body("verify_phone", content_type, body)
+        code = parsed.code if isinstance(parsed, CodeRequest) else ""
+        return await self._run(user, "verify_phone", parsed, (code,), lambda s: self._verify_phone_code(user, s, code))
 
     async def create_card(self, user: User) -> OnboardingState:
-        return await self._flights.run(user.uid, "card", lambda: self._create_card(user))
+        return await self._run(user, "card", None, (), lambda s: self._create_card(user, s))
 
-    # --- one run of each --------------------------------------------------------------------------
+    async def _run(
+        self,
+        user: User,
+        route: str,
+        parsed: object,
+        inputs: tuple[object, ...],
+        step: Callable[[Snapshot], Awaitable[OnboardingState]],
+    ) -> OnboardingState:
+        """One flight: load, the step check, then the input check (in that order), then the step itself."""
+        bad = parsed if isinstance(parsed, BadInput) else None
+        flight = _flight(route, *(("invalid", bad.code) if bad is not None else inputs))
+
+        async def work() -> OnboardingState:
+            snapshot = await self._load(user)
+            resumed = machine.step_check(route, snapshot)
+            if resumed is not None:
+                return resumed
+            if bad is not None:
+                raise refuse(bad.code, machine.ROUTES[route].endpoint, errors=bad.errors)
+            return await step(snapshot)
+
+        return await self._flights.run(user.uid, flight, work)
+
+    # --- one run of each -------------------------------------------------------------------------
 
     async def _current(self, user: User) -> OnboardingState:
         snapshot = await self._load(user)  # read again: the run before this one may just have refreshed it
-        refreshed = await self._poll_if_due(snapshot)
-        if refreshed is not snapshot:
-            await self._store.save(user.uid, refreshed)
-        return answer(refreshed)
+        return await self._settle(user, snapshot, polling=True)
 
-    async def _start(self, user: User, email: str, client_ip: str | None) -> OnboardingState:
-        snapshot = await self._load(user)
-        if snapshot.card_id is not None and not isinstance(decide(snapshot), (VerifyEmailCode, ProvideEmail)):
-            return answer(snapshot)  # already past the email steps: starting again is a resume
-        await self._limited(self._limits.quota(user.uid, client_ip, "start"), START)
+    async def _start(self, user: User, snapshot: Snapshot, email: str, client_ip: str | None) -> OnboardingState:
+        now = self._clock()
+        if machine.start_resumes(snapshot, email, now):
+            return machine.answer(snapshot)  # a repeat inside the cooldown: no upstream call, no quota
+        await self._limited(self._limits.quota(user.uid, client_ip, "start"), "start", snapshot)
         try:
             started = await self._effect(
                 user,
@@ -179,160 +167,109 @@ class Onboarding:
                 ),
             )
         except UpstreamRejected as exc:
-            return await self._resume_after_onboard(user, snapshot, email, exc)
+            return await self._rejected(user, "start", snapshot, exc, email=email)
         if started.external_customer_id not in (None, user.external_customer_id):
             log.error("onboard_returned_foreign_customer")
-            raise OnboardingError("email_unavailable", UseDifferentEmail(reason="in_use"))
-        snapshot = Snapshot(
-            card_id=started.yativo_card_id,
-            flow_status="otp_requested",
-            next_step=started.next_step,
-            email_masked=mask_email(email),
-            otp_expires_at=self._clock() + (started.otp_expires_in_seconds or DEFAULT_OTP_TTL_SECONDS),
-            email_code_sent_at=self._clock(),
+            raise machine.foreign_customer()
+        sent = machine.code_sent(
+            snapshot,
+            email,
+            started.yativo_card_id,
+            started.next_step,
+            started.otp_expires_in_seconds,
+            self._clock(),
+            self._cooldown,
         )
-        return await self._settle(user, snapshot)
+        return await self._settle(user, sent)
 
-    async def _verify_email(self, user: User, code: str) -> OnboardingState:
-        snapshot = await self._load(user)
-        self._require(snapshot, VerifyEmailCode)
-        assert snapshot.card_id is not None
-        issue = str(snapshot.email_code_sent_at)
-        async with self._code_try(user, "email", issue, Endpoint("POST", EMAIL_VERIFICATION)):
+    async def _verify_email(self, user: User, snapshot: Snapshot, code: str) -> OnboardingState:
+        assert snapshot.customer_id is not None
+        spent = machine.spent_code(snapshot)
+        if spent is not None:
+            metrics.REFUSALS.labels("otp_attempts_exceeded", "email").inc()
+            raise spent
+        async with self._code_try(user, "verify_email", "email", str(snapshot.email_code_sent_at), snapshot):
             try:
                 verified = await self._effect(
                     user,
                     snapshot,
                     "verify_otp",
                     self._yativo.verify_otp(
-                        snapshot.card_id,
+                        snapshot.customer_id,
                         code,
                         idempotency_key=_idempotency_key(user, "verify_otp", code, snapshot.email_code_sent_at),
                     ),
                 )
             except UpstreamRejected as exc:
-                if exc.code in EMAIL_CODE_WRONG:
-                    raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
-                if exc.code in EMAIL_CODE_DEAD:  # also the upstream's own "too many attempts"
-                    raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
-                return await self._after_rejection(user, snapshot, exc)
-        snapshot = msgspec.structs.replace(snapshot, flow_status=verified.flow_status, next_step=verified.next_step)
+                return await self._rejected(user, "verify_email", snapshot, exc)
+        return await self._settle(user, machine.email_verified(snapshot, verified.flow_status, verified.next_step))
+
+    async def _kyc_session(self, user: User, snapshot: Snapshot) -> OnboardingState:
+        snapshot = await self._read(snapshot, machine.KYC_LINK)
         return await self._settle(user, snapshot)
 
-    async def _kyc_session(self, user: User) -> OnboardingState:
-        snapshot = await self._load(user)
-        self._require(snapshot, CompleteKyc)
-        snapshot = await self._with_kyc_link(snapshot)
-        return await self._settle(user, snapshot)
-
-    async def _submit_source_of_funds(self, user: User, answers: Sequence[tuple[str, str]]) -> OnboardingState:
-        snapshot = await self._load(user)
-        action = self._require(snapshot, AnswerSourceOfFunds)
-        errors = check_answers(action.questions, answers)
-        if errors:
-            raise OnboardingError("validation_failed", FixInput(endpoint=action.endpoint, errors=errors), snapshot)
-        assert snapshot.card_id is not None
+    async def _submit_source_of_funds(
+        self, user: User, snapshot: Snapshot, answers: Sequence[tuple[str, str]]
+    ) -> OnboardingState:
+        refusal = machine.answers_refusal(snapshot, answers)
+        if refusal is not None:
+            raise refusal
+        assert snapshot.customer_id is not None
         try:
             await self._effect(
                 user,
                 snapshot,
                 "source_of_funds",
                 self._yativo.submit_source_of_funds(
-                    snapshot.card_id,
+                    snapshot.customer_id,
                     [SofAnswer(question=q, answer=a) for q, a in answers],
                     idempotency_key=_idempotency_key(user, "source_of_funds", *(f"{q}={a}" for q, a in answers)),
                 ),
             )
         except UpstreamRejected as exc:
-            if exc.code.startswith("INVALID_"):
-                # The questionnaire changed under us: offer the current one again.
-                snapshot = await self._with_questions(msgspec.structs.replace(snapshot, questions=None))
-                await self._store.save(user.uid, snapshot)
-                raise OnboardingError(
-                    "validation_failed",
-                    FixInput(
-                        endpoint=action.endpoint,
-                        errors=[FieldError("answers", "These answers are not accepted; answer the questions offered.")],
-                    ),
-                    snapshot,
-                ) from None
-            return await self._after_rejection(user, snapshot, exc)
-        return await self._settle(user, msgspec.structs.replace(snapshot, sof_done=True))
+            return await self._rejected(user, "source_of_funds", snapshot, exc)
+        return await self._settle(user, machine.sof_submitted(snapshot))
 
-    async def _request_phone_code(self, user: User, phone_number: str, client_ip: str | None) -> OnboardingState:
-        snapshot = await self._load(user)
-        self._require(snapshot, (ProvidePhone, VerifyPhoneCode))
-        assert snapshot.card_id is not None
-        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), Endpoint("POST", PHONE))
+    async def _request_phone_code(
+        self, user: User, snapshot: Snapshot, phone_number: str, client_ip: str | None
+    ) -> OnboardingState:
+        assert snapshot.customer_id is not None
+        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), "phone", snapshot)
         try:
-            sent = await self._effect(
+            await self._effect(
                 user,
                 snapshot,
                 "phone",
                 self._yativo.request_phone_verification(
-                    snapshot.card_id,
+                    snapshot.customer_id,
                     phone_number,
                     idempotency_key=_idempotency_key(user, "phone", phone_number, snapshot.phone_code_sent_at),
                 ),
             )
         except UpstreamRejected as exc:
-            if exc.code == "INVALID_PHONE_NUMBER":
-                raise OnboardingError(
-                    "validation_failed",
-                    FixInput(
-                        endpoint=ProvidePhone().endpoint,
-                        errors=[FieldError("phoneNumber", "This phone number cannot receive codes.")],
-                    ),
-                    snapshot,
-                ) from None
-            if exc.code in ("INVALID_FLOW_STATE", "PHONE_ALREADY_VERIFIED") and snapshot.sof_done:
-                # No flow_status marks a verified phone: a code refused after source of funds means the phone
-                # was verified before our records were lost. Reading the account next settles the rest.
-                log.info("phone_already_verified_upstream")
-                return await self._settle(
-                    user, msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None)
-                )
-            return await self._after_rejection(user, snapshot, exc)
-        del sent  # the upstream's own mask shows too little to recognise the number
-        sent_now = msgspec.structs.replace(
-            snapshot, phone_masked=mask_phone(phone_number), phone_code_sent_at=self._clock()
-        )
-        return await self._settle(user, sent_now)
+            return await self._rejected(user, "phone", snapshot, exc)
+        return await self._settle(user, machine.phone_code_sent(snapshot, phone_number, self._clock()))
 
-    async def _verify_phone_code(self, user: User, code: str) -> OnboardingState:
-        snapshot = await self._load(user)
-        self._require(snapshot, VerifyPhoneCode)
-        assert snapshot.card_id is not None
-        issue = str(snapshot.phone_code_sent_at)
-        async with self._code_try(user, "sms", issue, Endpoint("POST", PHONE_VERIFICATION)):
+    async def _verify_phone_code(self, user: User, snapshot: Snapshot, code: str) -> OnboardingState:
+        assert snapshot.customer_id is not None
+        async with self._code_try(user, "verify_phone", "sms", str(snapshot.phone_code_sent_at), snapshot):
             try:
                 await self._effect(
                     user,
                     snapshot,
                     "verify_phone",
                     self._yativo.verify_phone(
-                        snapshot.card_id,
+                        snapshot.customer_id,
                         code,
                         idempotency_key=_idempotency_key(user, "verify_phone", code, snapshot.phone_code_sent_at),
                     ),
                 )
             except UpstreamRejected as exc:
-                if exc.code in PHONE_CODE_WRONG:
-                    raise OnboardingError("otp_invalid", decide(snapshot, exc.code), snapshot) from None
-                if exc.code in PHONE_CODE_DEAD:
-                    snapshot = msgspec.structs.replace(snapshot, phone_masked=None)
-                    await self._store.save(user.uid, snapshot)
-                    raise OnboardingError("otp_expired", decide(snapshot, exc.code), snapshot) from None
-                return await self._after_rejection(user, snapshot, exc)
-        snapshot = msgspec.structs.replace(snapshot, phone_verified=True, safe_deployed=None)
-        return await self._settle(user, snapshot)
+                return await self._rejected(user, "verify_phone", snapshot, exc)
+        return await self._settle(user, machine.phone_verified(snapshot))
 
-    async def _create_card(self, user: User) -> OnboardingState:
-        snapshot = await self._load(user)
-        if isinstance(decide(snapshot), Done):
-            return answer(snapshot)  # a double submit: the card exists, ask nobody
-        self._require(snapshot, (CreateCard, WaitForAccount))
-        assert snapshot.card_id is not None
+    async def _create_card(self, user: User, snapshot: Snapshot) -> OnboardingState:
+        assert snapshot.customer_id is not None
         try:
             # One card per customer, ever: the same key on every attempt and every replica.
             await self._effect(
@@ -340,20 +277,64 @@ class Onboarding:
                 snapshot,
                 "card",
                 self._yativo.create_virtual_card(
-                    snapshot.card_id, idempotency_key=_idempotency_key(user, "card", snapshot.card_id)
+                    snapshot.customer_id, idempotency_key=_idempotency_key(user, "card", snapshot.customer_id)
                 ),
             )
         except UpstreamRejected as exc:
-            if exc.code in WALLET_NOT_READY:
-                snapshot = msgspec.structs.replace(snapshot, safe_deployed=False, account_checked_at=self._clock())
-                await self._store.save(user.uid, snapshot)
-                return answer(snapshot)
-            if exc.code == "VIRTUAL_CARD_LIMIT_REACHED":
-                return await self._settle(user, msgspec.structs.replace(snapshot, flow_status="active"))
-            return await self._after_rejection(user, snapshot, exc)
-        return await self._settle(user, msgspec.structs.replace(snapshot, flow_status="active", safe_deployed=True))
+            return await self._rejected(user, "card", snapshot, exc)
+        return await self._settle(user, machine.card_created(snapshot))
 
-    # --- reading and completing what we know ----------------------------------------------------
+    # --- what an upstream refusal leads to (the core decides; this does the I/O it names) ------------
+
+    async def _rejected(
+        self, user: User, route: str, snapshot: Snapshot, exc: UpstreamRejected, *, email: str | None = None
+    ) -> OnboardingState:
+        kind, snapshot, refusal = machine.rejected(route, exc.code, snapshot, self._clock())
+        if kind == machine.UNEXPECTED:
+            log.error("upstream_unexpected_rejection", upstream_status=exc.status, upstream_code=exc.code)
+        elif kind == machine.STALE:
+            log.info("state_out_of_date", upstream_code=exc.code)
+            await self._store.forget(user.uid)
+            fresh = await self._complete(await self._from_upstream(user))
+            fresh = msgspec.structs.replace(fresh, email_masked=fresh.email_masked or snapshot.email_masked)
+            await self._store.save(user.uid, fresh)
+            raise machine.stale(fresh)
+        elif kind == machine.RESUME:
+            return await self._resume(user, snapshot, exc, email or "")
+        elif kind == machine.ANSWER:
+            if route == "phone":
+                log.info("phone_already_verified_upstream")
+            return await self._settle(user, snapshot)
+        assert refusal is not None
+        if refusal.snapshot is not None:
+            saved = refusal.snapshot
+            if route == "source_of_funds":
+                saved = await self._read(saved, machine.QUESTIONS)
+            await self._store.save(user.uid, saved)
+        raise refusal
+
+    async def _resume(self, user: User, snapshot: Snapshot, exc: UpstreamRejected, email: str) -> OnboardingState:
+        """A start met an existing customer: use it only once it is known to be the caller's."""
+        data = exc.data
+        owner = data.external_customer_id
+        if owner is None or data.yativo_card_id is None:
+            # Ownership not stated: confirm through our own id before using anything of this record.
+            mine = await self._yativo.lookup_customer(external_id=user.external_customer_id)
+            if mine is None or (data.yativo_card_id is not None and mine.yativo_card_id != data.yativo_card_id):
+                raise machine.foreign_customer()
+            found = _snapshot_of(mine)
+            shown_email = None if found.customer_id == snapshot.customer_id else mine.email
+        elif owner != user.external_customer_id:
+            raise machine.foreign_customer()  # someone else's customer: nothing of it is cached or shown
+        else:
+            found = Snapshot(customer_id=data.yativo_card_id, flow_status=data.flow_status, next_step=data.next_step)
+            shown_email = email
+        resumed = machine.resumed(snapshot, found, shown_email, self._clock(), self._cooldown)
+        if shown_email != email:
+            resumed = msgspec.structs.replace(resumed, email_digest=machine.email_digest(email))
+        return await self._settle(user, resumed)
+
+    # --- reading and completing what we know -----------------------------------------------------
 
     async def _load(self, user: User) -> Snapshot:
         snapshot = await self._store.load(user.uid)
@@ -362,8 +343,7 @@ class Onboarding:
         if snapshot is not None:
             return snapshot
         # Redis lost it (flush, expiry, restart): the upstream still knows; find the customer by our own id.
-        snapshot = await self._from_upstream(user)
-        snapshot = await self._complete(snapshot)
+        snapshot = await self._complete(await self._from_upstream(user))
         await self._store.save(user.uid, snapshot)
         return snapshot
 
@@ -373,130 +353,87 @@ class Onboarding:
             return Snapshot()
         return _snapshot_of(customer)
 
-    async def _settle(self, user: User, snapshot: Snapshot) -> OnboardingState:
-        snapshot = await self._complete(snapshot)
-        await self._store.save(user.uid, snapshot)
-        return answer(snapshot)
+    async def _settle(self, user: User, snapshot: Snapshot, *, polling: bool = False) -> OnboardingState:
+        original = snapshot
+        snapshot = await self._complete(snapshot, polling=polling)
+        if not polling or snapshot is not original:
+            await self._store.save(user.uid, snapshot)
+        return machine.answer(snapshot)
 
-    async def _complete(self, s: Snapshot) -> Snapshot:
-        """Fetch what the next action needs to be shown: a KYC link, the questions, the card's last four."""
-        if s.card_id is None:
-            return s
-        if s.card is None and has_card(s):
-            return await self._with_card(s)
-        if in_identity(s):
-            if s.kyc_status is None and s.flow_status in FLOW_KYC:
-                s = await self._with_kyc_status(s)
-            needs_link = s.kyc_url is None or _expired(s.kyc_url_expires_at, self._clock())
-            if in_identity(s) and s.kyc_status not in KYC_FAILED and s.kyc_status != "in_progress" and needs_link:
-                s = await self._with_kyc_link(s)
-        if after_kyc(s):
-            if not s.sof_done and s.questions is None:
-                s = await self._with_questions(s)
-            if s.sof_done and s.phone_verified and s.safe_deployed is None:
-                s = await self._with_account(s)
-        return s
+    async def _complete(self, snapshot: Snapshot, *, polling: bool = False) -> Snapshot:
+        """Make the reads the core asks for, in its order, each at most once."""
+        done: list[str] = []
+        while read := machine.next_read(snapshot, self._clock(), done, poll_seconds=self._poll, polling=polling):
+            done.append(read)
+            try:
+                snapshot = await self._read(snapshot, read)
+            except UpstreamUnavailable as exc:
+                if read not in machine.REFRESHES or (snapshot.kyc_status is None and read == machine.KYC_STATUS):
+                    raise
+                # Degraded, not failed: the user waiting on it gets the last known state.
+                log.warning("degraded_answer", read=read, reason=exc.reason, circuit_open=exc.circuit_open)
+                _count_degraded(read)
+        return snapshot
 
-    def _poll_due(self, s: Snapshot) -> str | None:
-        """Which read of a state only the upstream moves is due, if any: "kyc_status" (review), "kyc_link" (the
-        link expired) or "account" (set-up); each at most once per poll interval."""
-        now = self._clock()
-        action = decide(s)
-        in_review = isinstance(action, (WaitForKyc, CompleteKyc)) and s.flow_status in FLOW_KYC | {None}
-        if in_review and _due(s.kyc_checked_at, now, self._poll):
-            return "kyc_status"
-        if isinstance(action, CompleteKyc) and _expired(s.kyc_url_expires_at, now):
-            return "kyc_link"
-        if isinstance(action, WaitForAccount) and _due(s.account_checked_at, now, self._poll):
-            return "account"
-        return None
+    async def _read(self, s: Snapshot, read: str) -> Snapshot:
+        assert s.customer_id is not None
+        now = self._clock
+        if read == machine.KYC_STATUS:
+            status = await self._yativo.kyc_status(s.customer_id)
+            return machine.kyc_status_read(s, status.kyc_status, now())
+        if read == machine.KYC_LINK:
+            link = await self._yativo.kyc_link(s.customer_id)
+            try:
+                return machine.kyc_link_read(s, (link.kyc_url, link.sumsub_link), self._kyc_link_hosts, now())
+            except Refusal:
+                log.error("kyc_link_refused", **described(link.url))
+                raise
+        if read == machine.QUESTIONS:
+            offered = await self._yativo.source_of_funds_questions(s.customer_id)
+            questions = [Question(q.question, q.label or q.question, list(q.options)) for q in offered.questions]
+            return machine.questions_read(s, offered.status == "completed", questions)
+        if read == machine.ACCOUNT:
+            customer = await self._yativo.get_customer(s.customer_id)
+            card = _card_view(customer.cards[0]) if customer is not None and customer.cards else None
+            return machine.account_read(
+                s, customer is not None, customer.safe_deployed if customer else None, card, now()
+            )
+        assert read == machine.CARDS
+        listed = await self._yativo.list_cards(s.customer_id)
+        return machine.cards_read(s, _card_view(listed.cards[0]) if listed.cards else None)
 
-    async def _poll_if_due(self, s: Snapshot) -> Snapshot:
-        """On a read, re-ask the upstream about the states only it moves: KYC review and account set-up."""
-        due = self._poll_due(s)
-        if due == "kyc_status":
-            return await self._complete(await self._with_kyc_status(s))
-        if due == "kyc_link":
-            return await self._with_kyc_link(s)
-        if due == "account":
-            return await self._with_account(s)
-        return s
+    # --- limits ---------------------------------------------------------------------------------
 
-    async def _with_kyc_status(self, s: Snapshot) -> Snapshot:
-        assert s.card_id is not None
-        status = await self._yativo.kyc_status(s.card_id)
-        flow = s.flow_status
-        if status.kyc_status == "approved" and flow in FLOW_KYC | FLOW_KYC_LINK | {None}:
-            flow = "kyc_completed"
-        return msgspec.structs.replace(s, kyc_status=status.kyc_status, kyc_checked_at=self._clock(), flow_status=flow)
-
-    async def _with_kyc_link(self, s: Snapshot) -> Snapshot:
-        assert s.card_id is not None
-        link = await self._yativo.kyc_link(s.card_id)
-        url = first_allowed((link.kyc_url, link.sumsub_link), self._kyc_link_hosts)
-        if url is None:
-            # Never hand the frontend a link off the KYC provider's hosts: the user would open it as ours.
-            log.error("kyc_link_refused", **described(link.url))
-            raise UpstreamBadResponse("kyc link not on an allowed host")
-        now = self._clock()
-        return msgspec.structs.replace(
-            s,
-            kyc_url=url,
-            kyc_url_expires_at=now + KYC_LINK_TTL_SECONDS - KYC_LINK_REFRESH_MARGIN_SECONDS,
-            flow_status="kyc_initiated" if s.flow_status in FLOW_KYC_LINK | {None} else s.flow_status,
-            kyc_status=s.kyc_status or "pending",
-        )
-
-    async def _with_questions(self, s: Snapshot) -> Snapshot:
-        assert s.card_id is not None
-        offered = await self._yativo.source_of_funds_questions(s.card_id)
-        if offered.status == "completed":
-            return msgspec.structs.replace(s, sof_done=True)  # answered before our records were lost
-        questions = tuple(Question(q.question, q.label or q.question, list(q.options)) for q in offered.questions)
-        return msgspec.structs.replace(s, questions=questions)
-
-    async def _with_account(self, s: Snapshot) -> Snapshot:
-        assert s.card_id is not None
-        customer = await self._yativo.get_customer(s.card_id)
-        deployed = bool(customer and customer.safe_deployed is not False)
-        s = msgspec.structs.replace(s, safe_deployed=deployed, account_checked_at=self._clock())
-        if customer is not None and customer.cards:
-            s = msgspec.structs.replace(s, card=_card_view(customer.cards[0]), flow_status="active")
-        return s
-
-    async def _with_card(self, s: Snapshot) -> Snapshot:
-        assert s.card_id is not None
-        listed = await self._yativo.list_cards(s.card_id)
-        if not listed.cards:
-            return s
-        return msgspec.structs.replace(s, card=_card_view(listed.cards[0]), flow_status="active")
-
-    # --- limits ------------------------------------------------------------------------------------
-
-    async def _limited(self, check: Awaitable[None], endpoint: Endpoint) -> None:
+    async def _limited(self, check: Awaitable[None], route: str, snapshot: Snapshot) -> None:
         """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream."""
         try:
             await check
         except LimitExceeded as exc:
-            wait = max(1, math.ceil(exc.retry_after))
-            headers = {"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0", "RateLimit-Reset": str(wait)}
-            raise OnboardingError(
-                exc.code, RetryLater(endpoint=endpoint, retry_after_seconds=wait), retry_after=wait, headers=headers
+            raise machine.limit_refusal(
+                exc.code, route, snapshot, retry_after=exc.retry_after, limit=exc.limit, hourly=exc.hourly
             ) from None
         except LimitsUnavailable:
-            raise OnboardingError(
-                "service_unavailable", RetryLater(endpoint=endpoint, retry_after_seconds=2), retry_after=2
-            ) from None
+            raise machine.limits_unavailable(route) from None
 
     @contextlib.asynccontextmanager
-    async def _code_try(self, user: User, kind: str, issue: str, endpoint: Endpoint) -> AsyncIterator[None]:
+    async def _code_try(self, user: User, route: str, kind: str, issue: str, snapshot: Snapshot) -> AsyncIterator[None]:
         """Count one try at a code before the upstream is asked, and give it back unless the code turned out wrong
         or dead (a dead code, the upstream's "too many attempts" included, is no licence for free tries)."""
-        await self._limited(self._limits.code_attempt(user.uid, kind, issue), endpoint)
+        try:
+            await self._limits.code_attempt(user.uid, kind, issue)
+        except LimitExceeded as exc:
+            refusal = machine.limit_refusal(
+                exc.code, route, snapshot, retry_after=exc.retry_after, limit=exc.limit, hourly=exc.hourly
+            )
+            if refusal.snapshot is not None and refusal.snapshot != snapshot:
+                await self._store.save(user.uid, refusal.snapshot)
+            raise refusal from None
+        except LimitsUnavailable:
+            raise machine.limits_unavailable(route) from None
         try:
             yield
-        except OnboardingError as exc:
-            if exc.code not in _CODE_REFUSED:
+        except Refusal as exc:
+            if exc.code not in machine.CODE_REFUSED:
                 await self._limits.refund_code_attempt(user.uid, kind, issue)
             raise
         except BaseException:
@@ -514,131 +451,38 @@ class Onboarding:
             return await call
         except UpstreamUnavailable as exc:
             if exc.maybe_committed:
-                await self._store.save(user.uid, msgspec.structs.replace(snapshot, unsettled=operation))
+                await self._store.save(user.uid, machine.unsettled(snapshot, operation))
             raise
         except asyncio.CancelledError:
-            await asyncio.shield(self._store.save(user.uid, msgspec.structs.replace(snapshot, unsettled=operation)))
+            await asyncio.shield(self._store.save(user.uid, machine.unsettled(snapshot, operation)))
             raise
 
     async def _reconcile(self, user: User, snapshot: Snapshot) -> Snapshot:
         """Read what the upstream made of a create we could not see the end of; keep our own progress notes."""
         log.info("reconciling", operation=snapshot.unsettled)
-        settled = msgspec.structs.replace(snapshot, unsettled=None)
-        if snapshot.unsettled == "card" and snapshot.card_id is not None:
-            s = await self._with_card(settled)
+        if snapshot.unsettled == "card" and snapshot.customer_id is not None:
+            s = await self._read(msgspec.structs.replace(snapshot, unsettled=None), machine.CARDS)
         else:
-            found = await self._from_upstream(user)
-            if found.card_id is None:
-                s = settled
-            elif found.card_id != snapshot.card_id:
-                s = msgspec.structs.replace(found, email_masked=found.email_masked or snapshot.email_masked)
-            else:
-                s = msgspec.structs.replace(
-                    settled,
-                    flow_status=found.flow_status or snapshot.flow_status,
-                    kyc_status=found.kyc_status or snapshot.kyc_status,
-                    card=found.card or snapshot.card,
-                )
-            s = await self._complete(s)
+            s = await self._complete(machine.reconciled(snapshot, await self._from_upstream(user)))
         await self._store.save(user.uid, s)
         return s
 
-    # --- resuming -------------------------------------------------------------------------------
 
-    async def _resume_after_onboard(
-        self, user: User, snapshot: Snapshot, email: str, exc: UpstreamRejected
-    ) -> OnboardingState:
-        if exc.code in EMAIL_REFUSALS:
-            code = "email_invalid" if exc.code == "INVALID_EMAIL" else "email_unavailable"
-            raise OnboardingError(code, decide(snapshot, exc.code), snapshot) from None
-        if exc.code not in RESUME_SIGNALS:
-            raise exc
-        data = exc.data
-        owner = data.external_customer_id
-        email_masked = snapshot.email_masked if snapshot.card_id == data.yativo_card_id else None
-        if owner is None or data.yativo_card_id is None:
-            # Ownership not stated: confirm through our own id before using anything of this record.
-            mine = await self._yativo.lookup_customer(external_id=user.external_customer_id)
-            if mine is None or (data.yativo_card_id is not None and mine.yativo_card_id != data.yativo_card_id):
-                raise OnboardingError("email_unavailable", UseDifferentEmail(reason="in_use")) from None
-            resumed = _snapshot_of(mine)
-            email_masked = email_masked or (mask_email(mine.email) if mine.email else None)
-        elif owner != user.external_customer_id:
-            # Someone else's customer: nothing of it is cached or shown.
-            raise OnboardingError("email_unavailable", UseDifferentEmail(reason="in_use")) from None
-        else:
-            resumed = Snapshot(card_id=data.yativo_card_id, flow_status=data.flow_status, next_step=data.next_step)
-            email_masked = email_masked or mask_email(email)
-        keep = snapshot.card_id == resumed.card_id
-        resumed = msgspec.structs.replace(
-            resumed,
-            email_masked=email_masked,
-            otp_expires_at=snapshot.otp_expires_at
-            if keep and not _expired(snapshot.otp_expires_at, self._clock())
-            else None,
-            email_code_sent_at=self._clock(),  # starting again may have sent a new code
-            sof_done=snapshot.sof_done if keep else False,
-            phone_verified=snapshot.phone_verified if keep else False,
-            phone_masked=snapshot.phone_masked if keep else None,
-        )
-        return await self._settle(user, resumed)
-
-    async def _after_rejection(self, user: User, snapshot: Snapshot, exc: UpstreamRejected) -> OnboardingState:
-        """An answer we did not expect at this step: our state is stale, so re-read the upstream and say where we are."""
-        if exc.code not in ("INVALID_FLOW_STATE", "CUSTOMER_NOT_FOUND"):
-            raise exc
-        log.info("state_out_of_date", upstream_code=exc.code)
-        await self._store.forget(user.uid)
-        fresh = await self._complete(await self._from_upstream(user))
-        fresh = msgspec.structs.replace(fresh, email_masked=fresh.email_masked or snapshot.email_masked)
-        await self._store.save(user.uid, fresh)
-        raise OnboardingError("step_not_available", decide(fresh), fresh) from None
-
-    def _require(self, snapshot: Snapshot, allowed: type | tuple[type, ...]):  # type: ignore[no-untyped-def]
-        action = decide(snapshot)
-        if not isinstance(action, allowed):
-            raise OnboardingError("step_not_available", action, snapshot)
-        return action
-
-
-def check_answers(questions: Sequence[Question], answers: Sequence[tuple[str, str]]) -> list[FieldError]:
-    """Every offered question answered exactly once, with one of its options."""
-    offered = {q.id: q for q in questions}
-    errors: list[FieldError] = []
-    seen: set[str] = set()
-    for index, (question, value) in enumerate(answers):
-        where = f"answers[{index}]"
-        if question not in offered:
-            errors.append(FieldError(f"{where}.question", "Not one of the questions offered."))
-        elif question in seen:
-            errors.append(FieldError(f"{where}.question", "Answered twice."))
-        elif value not in offered[question].options:
-            errors.append(FieldError(f"{where}.answer", "Not one of the options offered for this question."))
-        seen.add(question)
-    for question_id in offered:
-        if question_id not in seen:
-            errors.append(FieldError("answers", f"Question {question_id} is not answered."))
-    return errors
+def _count_degraded(read: str) -> None:
+    counter: Any = getattr(metrics, "DEGRADED", None)
+    if counter is not None:
+        counter.labels(read).inc()
 
 
 def _snapshot_of(customer: Customer) -> Snapshot:
     card = _card_view(customer.cards[0]) if customer.cards else None
-    return Snapshot(
-        card_id=customer.yativo_card_id,
-        flow_status="active" if card else customer.flow_status,
-        kyc_status=customer.kyc_status,
-        safe_deployed=customer.safe_deployed,
-        email_masked=mask_email(customer.email) if customer.email else None,
-        card=card,
+    return machine.from_customer(
+        customer.yativo_card_id, customer.flow_status, customer.kyc_status, customer.safe_deployed, customer.email, card
     )
 
 
-def _card_view(card: Card) -> CardView:
-    status = (card.status or card.status_name or "active").lower()
-    last4 = card.last4
-    return CardView(
-        last_four=last4 if last4 and len(last4) == 4 and last4.isascii() and last4.isdigit() else None, status=status
-    )
+def _card_view(card: Card) -> Any:
+    return machine.card_view(card.status, card.status_name, card.last4)
 
 
 def _flight(step: str, *inputs: object) -> str:
@@ -654,11 +498,3 @@ def _idempotency_key(user: User, step: str, *parts: object) -> str:
     e.g. the code being verified and the code issue it belongs to)."""
     material = "\x1f".join([user.external_customer_id, step, *map(str, parts)]).encode()
     return f"bff-{step}-{hashlib.blake2b(material, digest_size=16, person=b'bff-idem').hexdigest()}"
-
-
-def _expired(at: float | None, now: float) -> bool:
-    return at is not None and now >= at
-
-
-def _due(checked_at: float | None, now: float, every: float) -> bool:
-    return checked_at is None or now - checked_at >= every

@@ -180,6 +180,12 @@ class Harness:
         self.clock = clock
         self.redis = redis
 
+    def clock_iso(self) -> str:
+        """The service's clock as the RFC 3339 text its answers use, for comparing times in answers."""
+        from datetime import UTC, datetime
+
+        return datetime.fromtimestamp(self.clock.now, UTC).isoformat().replace("+00:00", "Z")
+
     def auth(self, sub: str = "user-ada") -> dict[str, str]:
         from service.http.auth import issue_dev_token
 

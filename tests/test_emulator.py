@@ -66,6 +66,9 @@ class Yativo:
     async def set_kyc(self, email: str, status: str) -> httpx.Response:
         return await self.client.post(f"/_emulator/customers/{email}/kyc", json={"status": status})
 
+    async def set_account(self, email: str, *, safe_deployed: bool) -> httpx.Response:
+        return await self.client.post(f"/_emulator/customers/{email}/account", json={"safe_deployed": safe_deployed})
+
     async def advance(self, seconds: float) -> None:
         response = await self.client.post("/_emulator/clock", json={"advanceSeconds": seconds})
         assert response.status_code == 200
@@ -778,6 +781,76 @@ async def test_the_card_waits_until_the_wallet_is_deployed(yativo: Yativo) -> No
     assert deploying["ledger_balance"] is None
     assert_customer_error(refused, 409, "SAFE_NOT_DEPLOYED")
     assert created.status_code == 201
+
+
+async def test_a_wallet_held_by_the_control_plane_refuses_the_card_until_it_is_released(yativo: Yativo) -> None:
+    customer_id = await yativo.customer_at("phone_verified")
+
+    held = await yativo.set_account("cu@example.com", safe_deployed=False)
+    issuer = (await yativo.call("GET", f"/card-issuer/customers/{customer_id}")).json()["data"]
+    found = (await yativo.call("GET", "/card-issuer/lookup-customer", params={"email": "cu@example.com"})).json()
+    refused = await yativo.customer(customer_id, "cards/virtual", "POST", json={})
+    await yativo.advance(600)  # long past the deploy timer, short of the token's expiry
+    still_refused = await yativo.customer(customer_id, "cards/virtual", "POST", json={})
+    released = await yativo.set_account("cu@example.com", safe_deployed=True)
+    created = await yativo.customer(customer_id, "cards/virtual", "POST", json={})
+
+    assert held.status_code == 200
+    assert (held.json()["safe_deployed"], held.json()["flow_status"]) == (False, "safe_deploying")
+    assert (issuer["flow_status"], issuer["step"], issuer["safe_deployed"]) == ("safe_deploying", 5, False)
+    assert issuer["next_action"] == "Account wallet is being deployed, wait a few minutes"
+    assert found["data"]["safe_deployed"] is False
+    assert_customer_error(refused, 409, "SAFE_NOT_DEPLOYED")
+    assert_customer_error(still_refused, 409, "SAFE_NOT_DEPLOYED")
+    assert (released.json()["safe_deployed"], released.json()["flow_status"]) == (True, "kyc_completed")
+    assert created.status_code == 201, created.text
+
+
+async def test_a_wallet_held_before_kyc_approval_stays_undeployed_after_it(yativo: Yativo) -> None:
+    await yativo.customer_at("kyc_initiated")
+
+    await yativo.set_account("cu@example.com", safe_deployed=False)
+    approved = (await yativo.set_kyc("cu@example.com", "approved")).json()
+
+    assert (approved["kyc_status"], approved["safe_deployed"]) == ("approved", False)
+
+
+@pytest.mark.parametrize("config", [EmulatorConfig(kyc_auto_approve_seconds=None, safe_deploy_seconds=60)])
+async def test_releasing_the_wallet_deploys_it_without_waiting_for_the_deploy_timer(yativo: Yativo) -> None:
+    customer_id = await yativo.customer_at("phone_verified")
+
+    released = await yativo.set_account("cu@example.com", safe_deployed=True)
+    created = await yativo.customer(customer_id, "cards/virtual", "POST", json={})
+
+    assert (released.status_code, released.json()["safe_deployed"]) == (200, True)
+    assert created.status_code == 201, created.text
+
+
+@pytest.mark.parametrize("config", [EmulatorConfig(kyc_auto_approve_seconds=None, safe_deploy_seconds=60)])
+async def test_a_wallet_released_before_kyc_approval_deploys_at_the_approval(yativo: Yativo) -> None:
+    await yativo.customer_at("kyc_initiated")
+
+    early = (await yativo.set_account("cu@example.com", safe_deployed=True)).json()
+    approved = (await yativo.set_kyc("cu@example.com", "approved")).json()
+
+    assert (early["kyc_status"], early["safe_deployed"]) == ("pending", False)
+    assert (approved["kyc_status"], approved["safe_deployed"]) == ("approved", True)
+
+
+async def test_the_account_control_refuses_unknown_emails_bad_bodies_and_holding_an_issued_cards_wallet(
+    yativo: Yativo,
+) -> None:
+    await yativo.customer_at("active")
+
+    unknown = await yativo.set_account("nobody@example.com", safe_deployed=False)
+    bad_body = await yativo.client.post("/_emulator/customers/cu@example.com/account", json={"safe_deployed": "no"})
+    issued = await yativo.set_account("cu@example.com", safe_deployed=False)
+
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "CUSTOMER_NOT_FOUND")
+    assert (bad_body.status_code, bad_body.json()["error"]) == (400, "VALIDATION_ERROR")
+    assert (issued.status_code, issued.json()["error"]) == (409, "CARD_ALREADY_ISSUED")
+    (record,) = (await yativo.client.get("/_emulator/customers")).json()["customers"]
+    assert (record["flow_status"], record["safe_deployed"]) == ("active", True)
 
 
 # --- out of order and unknown ---------------------------------------------------------------------

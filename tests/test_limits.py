@@ -45,7 +45,17 @@ async def two_replicas(
         yield a, b
 
 
-async def test_a_brute_forced_email_code_is_refused_after_five_tries_across_replicas_without_the_upstream(
+def assert_new_code_offered(response: httpx.Response) -> None:
+    """One code's tries are used up: 429 that says so and offers a new code at once, not an hour's wait."""
+    assert response.status_code == 429, response.text
+    problem = response.json()
+    assert problem["code"] == "otp_attempts_exceeded"
+    assert problem["nextAction"]["type"] == "verify_email_code"
+    assert problem["nextAction"]["resendAvailableAt"] is not None
+    assert int(response.headers["retry-after"]) == 1
+
+
+async def test_five_wrong_email_codes_then_a_sixth_try_tell_one_story_on_every_replica(
     two_replicas: tuple[Harness, Harness],
 ) -> None:
     a, b = two_replicas
@@ -53,16 +63,27 @@ async def test_a_brute_forced_email_code_is_refused_after_five_tries_across_repl
     right = await a.last_code(EMAIL, "email")
     for attempt in range(5):
         response = await (a, b)[attempt % 2].post("/email-verification", {"code": wrong(right)})
-        # The upstream itself gives up on a code at its fifth wrong try (OTP_ATTEMPTS_EXCEEDED: expired).
-        assert response.json()["code"] == ("otp_invalid" if attempt < 4 else "otp_expired")
+        assert (response.status_code, response.json()["code"]) == (422, "otp_invalid")
+        assert response.json()["nextAction"]["type"] == "verify_email_code"
+    # The fifth wrong try spent the code: from now on a new one is offered at once.
+    spent = response.json()["nextAction"]
+    assert spent["resendAvailableAt"] <= a.clock_iso()
     calls = verify_calls(await a.calls(), "/verify-otp")
     assert calls == 5
     # The sixth try is refused on either replica, even with the right code, and the upstream is not asked.
     for node in (a, b):
-        assert_attempts_exceeded(
-            await node.post("/email-verification", {"code": right}), "/v1/card-onboarding/email-verification"
-        )
+        sixth = await node.post("/email-verification", {"code": right})
+        assert_new_code_offered(sixth)
+        assert sixth.json()["nextAction"] == spent
+        assert action(await node.get()) == spent  # GET says the same
     assert verify_calls(await a.calls(), "/verify-otp") == calls
+    # Starting again sends exactly one new code at once (no cooldown for a spent code), and it verifies.
+    emails = len([m for m in await a.outbox() if m["kind"] == "email"])
+    restarted = await b.post("", {"email": EMAIL})
+    assert action(restarted)["type"] == "verify_email_code"
+    assert len([m for m in await a.outbox() if m["kind"] == "email"]) == emails + 1
+    fresh = await a.last_code(EMAIL, "email")
+    assert action(await a.post("/email-verification", {"code": fresh}))["type"] == "complete_kyc"
 
 
 async def test_a_new_email_code_gets_new_tries_but_the_hourly_limit_still_holds(bff: Harness) -> None:
@@ -95,16 +116,22 @@ async def test_right_codes_and_upstream_failures_use_up_no_tries(bff: Harness) -
     assert action(await bff.post("/email-verification", {"code": code}))["type"] == "complete_kyc"
 
 
-async def test_a_brute_forced_sms_code_is_refused_after_five_tries(bff: Harness) -> None:
+async def test_a_brute_forced_sms_code_is_refused_after_five_tries_and_a_new_code_is_offered(bff: Harness) -> None:
     await drive(bff, "verify_phone_code")
     right = await bff.last_code(PHONE, "sms")
     for _ in range(5):
         assert (await bff.post("/phone-verification", {"code": wrong(right)})).json()["code"] == "otp_invalid"
     before = verify_calls(await bff.calls(), "/phone/verify")
-    assert_attempts_exceeded(
-        await bff.post("/phone-verification", {"code": right}), "/v1/card-onboarding/phone-verification"
-    )
+    sixth = await bff.post("/phone-verification", {"code": right})
+    assert (sixth.status_code, sixth.json()["code"]) == (429, "otp_attempts_exceeded")
+    # That code is spent: the answer (and GET) offer a new SMS code at once, not an hour's wait.
+    assert action(sixth)["type"] == "provide_phone"
+    assert action(await bff.get())["type"] == "provide_phone"
     assert verify_calls(await bff.calls(), "/phone/verify") == before
+    bff.clock.advance(1)
+    assert action(await bff.post("/phone", {"phoneNumber": PHONE}))["type"] == "verify_phone_code"
+    fresh = await bff.last_code(PHONE, "sms")
+    assert action(await bff.post("/phone-verification", {"code": fresh}))["type"] == "create_card"
 
 
 async def test_code_counters_fail_closed_when_redis_is_down(emulator_app: Any, control: httpx.AsyncClient) -> None:
@@ -128,6 +155,7 @@ async def test_code_counters_fail_closed_when_redis_is_down(emulator_app: Any, c
 async def test_starting_over_and_over_hits_the_per_user_quota_without_sending_more_emails(bff: Harness) -> None:
     for _ in range(10):
         assert (await bff.post("", {"email": EMAIL})).status_code == 200
+        bff.clock.advance(61)  # past the resend cooldown: each start asks for a new code and counts
     onboards = verify_calls(await bff.calls(), "/customers/onboard")
     response = await bff.post("", {"email": EMAIL})
     assert response.status_code == 429
@@ -172,9 +200,9 @@ async def test_a_refused_try_costs_nothing_so_a_new_code_still_gets_its_tries(bf
     code = await bff.last_code(EMAIL, "email")
     for _ in range(4):
         assert (await bff.post("/email-verification", {"code": wrong(code)})).json()["code"] == "otp_invalid"
-    assert (await bff.post("/email-verification", {"code": wrong(code)})).json()["code"] == "otp_expired"
+    assert (await bff.post("/email-verification", {"code": wrong(code)})).json()["code"] == "otp_invalid"
     for _ in range(3):  # refused by us, not tried: they must not eat into the hourly budget
-        assert (await bff.post("/email-verification", {"code": code})).status_code == 429
+        assert_new_code_offered(await bff.post("/email-verification", {"code": code}))
     await bff.control.post("/_emulator/clock", json={"advanceSeconds": 601})
     bff.clock.advance(601)
     await bff.post("", {"email": EMAIL})

@@ -76,12 +76,15 @@ async def test_a_bad_token_with_a_bad_body_is_still_401(bff: Harness) -> None:
 async def test_a_code_that_is_not_six_ascii_digits_is_refused_before_the_upstream(bff: Harness, code: Any) -> None:
     await bff.post("", {"email": EMAIL})
     calls = len(await bff.calls())
-    for path in ("/email-verification", "/phone-verification"):
-        response = await bff.post(path, {"code": code})
-        assert response.status_code == 422, response.text
-        assert response.json()["code"] == "otp_format_invalid"
-        assert action(response)["type"] == "fix_input"
-        assert action(response)["errors"][0]["field"] == "code"
+    response = await bff.post("/email-verification", {"code": code})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "otp_format_invalid"
+    assert action(response)["type"] == "fix_input"
+    assert action(response)["errors"] == [{"field": "code", "message": "Enter the 6-digit code from the email."}]
+    # The SMS step is not the current one: that is said first, whatever the code looks like.
+    elsewhere = await bff.post("/phone-verification", {"code": code})
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (409, "step_not_available")
+    assert action(elsewhere)["type"] == "verify_email_code"
     assert len(await bff.calls()) == calls
 
 
@@ -126,32 +129,63 @@ async def test_a_phone_number_not_in_e164_is_refused(bff: Harness, phone: str) -
     response = await bff.post("/phone", {"phoneNumber": phone})
     assert response.status_code == 422
     assert response.json()["code"] == "validation_failed"
-    assert action(response)["errors"][0]["field"] == "phoneNumber"
+    assert action(response)["errors"] == [
+        {"field": "phoneNumber", "message": "Enter your mobile number with its country code, like +14155552671."}
+    ]
     assert len(await bff.calls()) == calls
 
 
 @pytest.mark.parametrize(
-    ("path", "body"),
+    ("path", "step", "body", "status", "code", "field"),
     [
-        ("", b"{not json"),
-        ("", b'{"email": "ada@example.com", "admin": true}'),
-        ("", b'{"email": 42}'),
-        ("", b"[]"),
-        ("/source-of-funds", b'{"answers": []}'),
-        ("/source-of-funds", b'{"answers": [{"question": "EMPLOYMENT_STATUS"}]}'),
+        ("", "provide_email", b"{not json", 400, "malformed_body", "body"),
+        ("", "provide_email", b'{"email": "ada@example.com", "admin": true}', 422, "validation_failed", "body"),
+        ("", "provide_email", b'{"email": 42}', 422, "email_invalid", "email"),
+        ("", "provide_email", b"[]", 422, "validation_failed", "body"),
+        ("", "provide_email", b"", 400, "malformed_body", "body"),
+        ("/source-of-funds", "answer_source_of_funds", b'{"answers": []}', 422, "validation_failed", "answers"),
+        (
+            "/source-of-funds",
+            "answer_source_of_funds",
+            b'{"answers": [{"question": "EMPLOYMENT_STATUS"}]}',
+            422,
+            "validation_failed",
+            "answers[0]",
+        ),
     ],
-    ids=["malformed json", "unknown field", "wrong type", "not an object", "no answers", "answer missing"],
+    ids=["malformed json", "unknown field", "wrong type", "not an object", "no body", "no answers", "answer missing"],
 )
-async def test_a_malformed_body_is_a_422_with_fix_input(bff: Harness, path: str, body: bytes) -> None:
+async def test_a_body_that_cannot_be_used_gets_its_stable_code_and_a_message_for_people(
+    bff: Harness, path: str, step: str, body: bytes, status: int, code: str, field: str
+) -> None:
+    await drive(bff, step)
+    calls = len(await bff.calls())
     response = await bff.client.post(
         "/v1/card-onboarding" + path, content=body, headers={**bff.auth(), "Content-Type": "application/json"}
     )
-    assert response.status_code == 422, response.text
+    assert response.status_code == status, response.text
     problem = response.json()
-    assert problem["code"] in ("validation_failed", "email_invalid")
+    assert problem["code"] == code
     assert problem["nextAction"]["type"] == "fix_input"
+    assert problem["nextAction"]["endpoint"] == {"method": "POST", "path": "/v1/card-onboarding" + path}
+    [error] = problem["nextAction"]["errors"]
+    assert error["field"] == field
+    # Written for the person at the screen: no library wording, no regex, no JSON path.
+    assert not any(word in error["message"] for word in ("`", "Expected", "$.", "regex", "'data'")), error
     assert problem["requestId"] == response.headers["x-request-id"]
-    assert "Traceback" not in response.text
+    assert len(await bff.calls()) == calls
+
+
+async def test_a_json_body_sent_as_text_is_refused_as_the_wrong_media_type(bff: Harness) -> None:
+    response = await bff.client.post(
+        "/v1/card-onboarding",
+        content=b'{"email": "ada@example.com"}',
+        headers={**bff.auth(), "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["code"] == "unsupported_media_type"
+    assert action(response)["type"] == "fix_input"
+    assert await bff.customers() == []
 
 
 async def test_a_body_over_16_kib_is_413(bff: Harness) -> None:

@@ -81,7 +81,10 @@ async def test_an_expired_email_code_is_renewed_by_starting_again(bff: Harness) 
     expired = await bff.post("/email-verification", {"code": stale})
     assert expired.status_code == 422
     assert expired.json()["code"] == "otp_expired"
-    assert action(expired)["type"] == "provide_email"
+    # Still the code screen, offering a new code at once; GET says the same.
+    assert action(expired)["type"] == "verify_email_code"
+    assert action(expired)["resendAvailableAt"] is not None
+    assert action(await bff.get()) == action(expired)
     restarted = await bff.post("", {"email": EMAIL})
     assert action(restarted)["type"] == "verify_email_code"
     fresh = await bff.last_code(EMAIL, "email")

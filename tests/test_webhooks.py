@@ -12,7 +12,7 @@ import pytest
 from service.emulator.webhooks import event, signature, signed_delivery
 from service.onboarding.user import User
 from service.settings import ConfigError, load_settings
-from service.storage.store import Keys
+from service.storage import keys
 from tests.conftest import JWT_SECRET, WEBHOOK_SECRET, Harness, free_port
 from tests.journey import EMAIL, drive
 from tests.leakguard import register
@@ -32,7 +32,7 @@ async def freeze(bff: Harness, status: str = "frozen") -> dict[str, Any]:
 
 
 def snapshot_cached(bff: Harness, sub: str = "user-ada") -> bool:
-    return bool(bff.redis.exists(Keys(User(sub).uid).snap))
+    return bool(bff.redis.exists(keys.snapshot(User(sub).uid)))
 
 
 async def test_a_signed_card_frozen_event_is_applied_and_the_user_sees_it_on_the_next_read(bff: Harness) -> None:

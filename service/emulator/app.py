@@ -1,4 +1,4 @@
-"""Litestar app of the emulator: the upstream API under /api/v1 and the control plane under /_emulator."""
+"""The emulator's routes: the upstream API under /api/v1, the control plane under /_emulator, and their error bodies."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath, FromQuery
 from litestar.types import Receive, Scope, Send
 
+from service.emulator.clock import EmulatorClock, iso
 from service.emulator.config import UPSTREAM_PREFIX, EmulatorConfig, KycLinkShape
 from service.emulator.faults import FaultBook, FaultInjector, FaultSpec
 from service.emulator.recording import CallRecorder
-from service.emulator.state import Emulator, EmulatorClock, Refusal, iso
+from service.emulator.store import Refusal
+from service.emulator.upstream import Emulator
 
 T = TypeVar("T")
 
@@ -60,6 +62,11 @@ class KycBody(msgspec.Struct):
     status: str
 
 
+class AccountBody(msgspec.Struct):
+    # Named after the field of Get Customer / lookup it drives.
+    safe_deployed: bool
+
+
 class ClockBody(msgspec.Struct, rename="camel"):
     advance_seconds: Annotated[float, msgspec.Meta(ge=0)]
 
@@ -84,7 +91,7 @@ def _ok(message: str, data: dict[str, Any], status: int = 200) -> Response[dict[
 
 
 async def _authorized(request: Request[Any, Any, Any], emulator: NamedDependency[Emulator]) -> Emulator:
-    if not emulator.authenticate(request.headers.get("authorization")):
+    if not emulator.tokens.authenticate(request.headers.get("authorization")):
         raise Unauthorized
     return emulator
 
@@ -102,7 +109,7 @@ async def issue_token(request: Request[Any, Any, Any], emulator: NamedDependency
         isinstance(credentials.get(field), str) and credentials[field].strip() for field in ("api_key", "api_secret")
     ):
         return Response({"success": False, "error": "Invalid, expired, or revoked API key"}, status_code=401)
-    token, expires_at = emulator.issue_token()
+    token, expires_at = emulator.tokens.issue()
     return Response(
         {
             "success": True,
@@ -123,7 +130,7 @@ async def issue_token(request: Request[Any, Any, Any], emulator: NamedDependency
 @post("/onboard")
 async def onboard(request: Request[Any, Any, Any], core: NamedDependency[Emulator]) -> Response[dict[str, Any]]:
     body = _decode(await request.body(), OnboardBody)
-    data = core.onboard(body.email, body.external_customer_id)
+    data = core.customers.onboard(body.email, body.external_customer_id)
     return _ok("Customer card onboarding initiated. Verification code sent to customer email.", data, 201)
 
 
@@ -132,12 +139,12 @@ async def verify_otp(
     yativo_card_id: FromPath[str], request: Request[Any, Any, Any], core: NamedDependency[Emulator]
 ) -> Response[dict[str, Any]]:
     body = _decode(await request.body(), OtpBody)
-    return _ok("Email verified successfully", core.verify_otp(yativo_card_id, body.otp))
+    return _ok("Email verified successfully", core.customers.verify_otp(yativo_card_id, body.otp))
 
 
 @get("/{yativo_card_id:str}/kyc-link")
 async def kyc_link(yativo_card_id: FromPath[str], core: NamedDependency[Emulator]) -> Response[dict[str, Any]]:
-    data = core.kyc_link(yativo_card_id)
+    data = core.kyc.link(yativo_card_id)
     if core.config.kyc_link_shape == "kyc_url":
         return _ok("KYC link generated. Open the link to complete identity verification.", data)
     return _ok("KYC link retrieved", data)
@@ -145,7 +152,7 @@ async def kyc_link(yativo_card_id: FromPath[str], core: NamedDependency[Emulator
 
 @get("/{yativo_card_id:str}/kyc-status")
 async def kyc_status(yativo_card_id: FromPath[str], core: NamedDependency[Emulator]) -> Response[dict[str, Any]]:
-    return _ok("KYC status retrieved", core.kyc_status(yativo_card_id))
+    return _ok("KYC status retrieved", core.kyc.status(yativo_card_id))
 
 
 @get("/{yativo_card_id:str}/source-of-funds")
@@ -153,7 +160,7 @@ async def source_of_funds_questions(
     yativo_card_id: FromPath[str], core: NamedDependency[Emulator]
 ) -> Response[dict[str, Any]]:
     # `?locale=` is accepted and ignored: labels are English only.
-    return _ok("Source of Funds questions retrieved", core.source_of_funds_questions(yativo_card_id))
+    return _ok("Source of Funds questions retrieved", core.questionnaire.questions(yativo_card_id))
 
 
 @post("/{yativo_card_id:str}/source-of-funds", status_code=200)
@@ -161,7 +168,7 @@ async def submit_source_of_funds(
     yativo_card_id: FromPath[str], request: Request[Any, Any, Any], core: NamedDependency[Emulator]
 ) -> Response[dict[str, Any]]:
     body = _decode(await request.body(), SourceOfFundsBody)
-    data = core.submit_source_of_funds(yativo_card_id, ((item.question, item.answer) for item in body.answers))
+    data = core.questionnaire.submit(yativo_card_id, ((item.question, item.answer) for item in body.answers))
     return _ok("Source of Funds submitted successfully", data)
 
 
@@ -170,7 +177,7 @@ async def request_phone_verification(
     yativo_card_id: FromPath[str], request: Request[Any, Any, Any], core: NamedDependency[Emulator]
 ) -> Response[dict[str, Any]]:
     body = _decode(await request.body(), PhoneRequestBody)
-    return _ok("Verification code sent to your phone", core.request_phone_code(yativo_card_id, body.phone_number))
+    return _ok("Verification code sent to your phone", core.phone.request_code(yativo_card_id, body.phone_number))
 
 
 @post("/{yativo_card_id:str}/phone/verify", status_code=200)
@@ -178,7 +185,7 @@ async def verify_phone(
     yativo_card_id: FromPath[str], request: Request[Any, Any, Any], core: NamedDependency[Emulator]
 ) -> Response[dict[str, Any]]:
     body = _decode(await request.body(), PhoneVerifyBody)
-    return _ok("Phone number verified successfully", core.verify_phone(yativo_card_id, body.code))
+    return _ok("Phone number verified successfully", core.phone.verify(yativo_card_id, body.code))
 
 
 @post("/{yativo_card_id:str}/cards/virtual")
@@ -187,12 +194,12 @@ async def create_virtual_card(
 ) -> Response[dict[str, Any]]:
     # The body is documented as `{}`; it still has to be JSON.
     _decode(await request.body(), dict)
-    return _ok("Virtual card created successfully", core.create_virtual_card(yativo_card_id), 201)
+    return _ok("Virtual card created successfully", core.cards.create_virtual(yativo_card_id), 201)
 
 
 @get("/{yativo_card_id:str}/cards")
 async def list_cards(yativo_card_id: FromPath[str], core: NamedDependency[Emulator]) -> Response[dict[str, Any]]:
-    return _ok("Cards retrieved successfully", core.list_cards(yativo_card_id))
+    return _ok("Cards retrieved successfully", core.cards.list_for(yativo_card_id))
 
 
 @post("/{yativo_card_id:str}/reset", status_code=200)
@@ -200,7 +207,7 @@ async def reset_customer(yativo_card_id: FromPath[str], core: NamedDependency[Em
     return _ok(
         "Customer onboarding reset. Re-onboard this customer via POST /api/yativo-card/customers/onboard "
         "with a different email address.",
-        core.reset_customer(yativo_card_id),
+        core.customers.reset(yativo_card_id),
     )
 
 
@@ -209,12 +216,12 @@ async def reset_customer(yativo_card_id: FromPath[str], core: NamedDependency[Em
 
 @get("/lookup-customer")
 async def lookup_customer(request: Request[Any, Any, Any], core: NamedDependency[Emulator]) -> Response[dict[str, Any]]:
-    return Response({"success": True, "data": core.lookup(dict(request.query_params.items()))})
+    return Response({"success": True, "data": core.issuer.lookup(dict(request.query_params.items()))})
 
 
 @get("/customers/{customer_key:str}")
 async def get_customer(customer_key: FromPath[str], core: NamedDependency[Emulator]) -> Response[dict[str, Any]]:
-    return Response({"success": True, "data": core.issuer_customer(customer_key)})
+    return Response({"success": True, "data": core.issuer.customer(customer_key)})
 
 
 # --- control plane --------------------------------------------------------------------------------
@@ -222,12 +229,12 @@ async def get_customer(customer_key: FromPath[str], core: NamedDependency[Emulat
 
 @get("/outbox")
 async def read_outbox(emulator: NamedDependency[Emulator], to: FromQuery[str | None] = None) -> dict[str, Any]:
-    return {"messages": msgspec.to_builtins(emulator.outbox(to))}
+    return {"messages": msgspec.to_builtins(emulator.control.outbox(to))}
 
 
 @get("/customers")
 async def list_customers(emulator: NamedDependency[Emulator]) -> dict[str, Any]:
-    return {"customers": emulator.customers()}
+    return {"customers": emulator.control.customers()}
 
 
 @post("/customers/{email:str}/kyc", status_code=200)
@@ -235,7 +242,7 @@ async def set_kyc_status(
     email: FromPath[str], request: Request[Any, Any, Any], emulator: NamedDependency[Emulator]
 ) -> dict[str, Any]:
     body = _decode(await request.body(), KycBody)
-    return emulator.set_kyc_status(email, body.status)
+    return emulator.kyc.set_status(email, body.status)
 
 
 @post("/customers/{email:str}/card-status", status_code=200)
@@ -244,7 +251,16 @@ async def set_card_status(
 ) -> dict[str, Any]:
     """Freeze, unfreeze, void... the customer's card; answers the webhook event Yativo would deliver for it."""
     body = _decode(await request.body(), KycBody)
-    return {"event": emulator.set_card_status(email, body.status)}
+    return {"event": emulator.cards.set_status(email, body.status)}
+
+
+@post("/customers/{email:str}/account", status_code=200)
+async def set_account(
+    email: FromPath[str], request: Request[Any, Any, Any], emulator: NamedDependency[Emulator]
+) -> dict[str, Any]:
+    """Hold the customer's card wallet in deployment (card creation answers SAFE_NOT_DEPLOYED) or deploy it."""
+    body = _decode(await request.body(), AccountBody)
+    return emulator.cards.set_account(email, safe_deployed=body.safe_deployed)
 
 
 @get("/calls")
@@ -255,7 +271,7 @@ async def read_calls(
 ) -> dict[str, Any]:
     calls = [
         call
-        for call in emulator.calls()
+        for call in emulator.control.calls()
         if (path is None or fnmatch.fnmatchcase(call.path, path))
         and (method is None or call.method.upper() == method.upper())
     ]
@@ -290,7 +306,7 @@ async def change_config(request: Request[Any, Any, Any], emulator: NamedDependen
     # camelCase like the rest of the control plane; the EmulatorConfig field names work too.
     body = _decode(msgspec.json.encode({_camel(key): value for key, value in raw.items()}), ConfigBody)
     changes = {field: value for field, value in msgspec.structs.asdict(body).items() if value is not msgspec.UNSET}
-    return _config_view(emulator.reconfigure(**changes))
+    return _config_view(emulator.control.reconfigure(**changes))
 
 
 @get("/faults")
@@ -317,7 +333,7 @@ async def remove_fault(fault_id: FromPath[str], faults: NamedDependency[FaultBoo
 
 @post("/reset", status_code=204)
 async def reset_everything(emulator: NamedDependency[Emulator], faults: NamedDependency[FaultBook]) -> None:
-    emulator.reset()
+    emulator.control.reset()
     faults.clear()
 
 
@@ -389,7 +405,7 @@ class EmulatorApp(Litestar):
     def __init__(self, *, emulator: Emulator, faults: FaultBook, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # Outside Litestar's own exception handling, so a dropped connection is not turned into a 500.
-        self._edge = CallRecorder(FaultInjector(super().__call__, faults), emulator)
+        self._edge = CallRecorder(FaultInjector(super().__call__, faults), emulator.store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # type: ignore[override]
         if scope["type"] == "http":
@@ -441,6 +457,7 @@ def create_emulator_app(config: EmulatorConfig | None = None, *, clock: Emulator
             list_customers,
             set_kyc_status,
             set_card_status,
+            set_account,
             read_calls,
             read_clock,
             advance_clock,

@@ -1,4 +1,4 @@
-"""Settings of the bundled Yativo emulator."""
+"""The emulator's settings (its choices where the upstream docs leave room) and the prefix of its upstream routes."""
 
 from __future__ import annotations
 

@@ -6,23 +6,24 @@ from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.emulator.clock import iso
 from service.emulator.faults import FAULT_SCOPE_KEY, FaultMark, upstream_path
-from service.emulator.state import CallRecord, Emulator, iso
+from service.emulator.store import CallRecord, Store
 
 
 class CallRecorder:
-    """ASGI middleware feeding `Emulator.record_call`; it must sit outside the fault injector."""
+    """ASGI middleware feeding `Store.record_call`; it must sit outside the fault injector."""
 
-    def __init__(self, app: ASGIApp, emulator: Emulator) -> None:
+    def __init__(self, app: ASGIApp, store: Store) -> None:
         self._app = app
-        self._emulator = emulator
+        self._store = store
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = upstream_path(scope)
         if path is None:
             await self._app(scope, receive, send)
             return
-        at = self._emulator.clock.now()
+        at = self._store.clock.now()
         spy = _StatusSpy(send)
         try:
             await self._app(scope, receive, spy.send)
@@ -30,7 +31,7 @@ class CallRecorder:
             headers = {name.lower(): value for name, value in scope["headers"]}
             mark: FaultMark | None = scope.get(FAULT_SCOPE_KEY)  # type: ignore[assignment]
             dropped = mark is not None and mark.dropped
-            self._emulator.record_call(
+            self._store.record_call(
                 CallRecord(
                     method=scope["method"],
                     path=path,

@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from service.emulator.clock import iso
+
 # Card status events and the status string the upstream puts in `data.status` (documented examples: `Frozen`,
 # `Lost`, `active` for unfrozen).
 CARD_STATUS_EVENTS = {
@@ -25,8 +27,6 @@ CARD_STATUS_EVENTS = {
 
 def event(kind: str, data: dict[str, Any], *, now: float | None = None) -> dict[str, Any]:
     """An envelope shaped like the documented one: `evt_<ms>_<random>` id, type, created_at, data."""
-    from service.emulator.state import iso
-
     at = time.time() if now is None else now
     return {
         "id": f"evt_{int(at * 1000)}_{secrets.token_hex(4)}",

@@ -1,9 +1,8 @@
-"""Every failure as RFC 9457 problem+json with a stable code and a nextAction, mapped in this one module."""
+"""Every failure as RFC 9457 problem+json: the HTTP status of each stable code (one table) and the mapping of
+exceptions to codes. Which nextAction a refusal carries is the core's (service.onboarding.refusals)."""
 
 from __future__ import annotations
 
-import math
-import re
 from typing import Any
 
 import msgspec
@@ -18,17 +17,10 @@ from litestar.exceptions import (
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 
 from service.http.auth import AuthUnavailable, Unauthenticated
-from service.onboarding.actions import (
-    ContactSupport,
-    Endpoint,
-    FieldError,
-    FixInput,
-    NextAction,
-    RetryLater,
-    SignIn,
-)
+from service.onboarding.actions import GET_STATE, Endpoint, NextAction
+from service.onboarding.machine import unexpected_rejection
+from service.onboarding.refusals import Refusal, action_for, wait_seconds
 from service.ops.context import note_next_action, request_id_var
-from service.usecases import OnboardingError
 from service.yativo import (
     UpstreamAuthFailed,
     UpstreamBadResponse,
@@ -56,6 +48,7 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 # code -> (status, title, retryable)
 CODES: dict[str, tuple[int, str, bool]] = {
     "unauthenticated": (401, "Sign in to continue", False),
+    "malformed_body": (400, "The request body is not JSON", False),
     "validation_failed": (422, "The request is not valid", False),
     "email_invalid": (422, "This email address is not valid", False),
     "otp_format_invalid": (422, "A code is exactly six digits", False),
@@ -65,7 +58,9 @@ CODES: dict[str, tuple[int, str, bool]] = {
     "step_not_available": (409, "This step is not the current one", False),
     "not_found": (404, "No such resource", False),
     "method_not_allowed": (405, "Method not allowed", False),
+    "request_timeout": (408, "The request took too long to arrive", True),
     "payload_too_large": (413, "The request body is too large", False),
+    "unsupported_media_type": (415, "The request body must be JSON", False),
     "rate_limited": (429, "Too many requests", True),
     "otp_attempts_exceeded": (429, "Too many wrong codes", True),
     "internal_error": (500, "Something went wrong on our side", True),
@@ -80,10 +75,6 @@ CODES: dict[str, tuple[int, str, bool]] = {
     "webhook_store_unavailable": (503, "Deliveries cannot be recorded right now", True),
 }
 
-# Body fields whose validation has a code of its own.
-_FIELD_CODES = {"code": "otp_format_invalid", "email": "email_invalid"}
-_FIELD_RE = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
-
 
 def problem(
     code: str,
@@ -97,9 +88,7 @@ def problem(
     note_next_action(action)
     out = dict(headers or {})
     if retryable:
-        out["Retry-After"] = str(
-            max(1, math.ceil(retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_SECONDS))
-        )
+        out["Retry-After"] = str(wait_seconds(retry_after))
     body = Problem(
         title=title or default_title,
         status=status,
@@ -112,119 +101,95 @@ def problem(
 
 
 def _same_call(request: Request[Any, Any, Any]) -> Endpoint:
-    method = request.method if request.method in ("GET", "POST") else "GET"
-    return Endpoint(method, request.url.path)  # type: ignore[arg-type]
+    """The call to repeat or fix: this one, when it is one of ours; else the state, which always exists."""
+    path = request.url.path.rstrip("/") or "/"
+    route = request.scope.get("path_template")
+    if route is None or request.method not in ("GET", "POST"):
+        return GET_STATE
+    return Endpoint(request.method, path)  # type: ignore[arg-type]
 
 
-def _retry(request: Request[Any, Any, Any], seconds: float | None) -> RetryLater:
-    wait = max(1, math.ceil(seconds if seconds is not None else DEFAULT_RETRY_AFTER_SECONDS))
-    return RetryLater(endpoint=_same_call(request), retry_after_seconds=wait)
-
-
-def on_onboarding_error(request: Request[Any, Any, Any], exc: OnboardingError) -> Response[Problem]:
+def on_refusal(request: Request[Any, Any, Any], exc: Refusal) -> Response[Problem]:
     return problem(exc.code, exc.action, retry_after=exc.retry_after, headers=exc.headers)
 
 
 def on_unauthenticated(request: Request[Any, Any, Any], exc: Unauthenticated) -> Response[Problem]:
-    return problem("unauthenticated", SignIn(), headers={"WWW-Authenticate": 'Bearer realm="card-onboarding"'})
+    return problem(
+        "unauthenticated",
+        action_for("unauthenticated"),
+        headers={"WWW-Authenticate": 'Bearer realm="card-onboarding"'},
+    )
 
 
 def on_auth_unavailable(request: Request[Any, Any, Any], exc: AuthUnavailable) -> Response[Problem]:
     log.error("auth_keys_unavailable")
-    return problem("auth_unavailable", _retry(request, 5))
+    return _retry_later(request, "auth_unavailable", 5)
+
+
+def _retry_later(request: Request[Any, Any, Any], code: str, seconds: float | None) -> Response[Problem]:
+    return problem(code, action_for(code, _same_call(request), retry_after=seconds), retry_after=seconds)
 
 
 def on_upstream(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     if isinstance(exc, UpstreamTimeout):
         log.warning("upstream_timeout", reason=exc.reason)
-        return problem("upstream_timeout", _retry(request, exc.retry_after), retry_after=exc.retry_after)
+        return _retry_later(request, "upstream_timeout", exc.retry_after)
     if isinstance(exc, UpstreamUnavailable):
         log.warning("upstream_unavailable", reason=exc.reason, upstream_status=exc.status)
-        return problem("upstream_unavailable", _retry(request, exc.retry_after), retry_after=exc.retry_after)
+        return _retry_later(request, "upstream_unavailable", exc.retry_after)
     if isinstance(exc, UpstreamAuthFailed):
         log.error("upstream_credentials_refused")
-        return problem("upstream_unavailable", _retry(request, 30), retry_after=30)
+        return _retry_later(request, "upstream_unavailable", 30)
     if isinstance(exc, UpstreamRejected):
-        # An upstream refusal this service has no meaning for: safe to show only "contact support".
         log.error("upstream_unexpected_rejection", upstream_status=exc.status, upstream_code=exc.code)
-        return problem(
-            "upstream_bad_response",
-            ContactSupport(reason="unknown_state"),
-            title="The card provider refused the request",
-        )
+        refusal = unexpected_rejection()
+        return problem(refusal.code, refusal.action, title="The card provider refused the request")
     assert isinstance(exc, UpstreamBadResponse)
     log.error("upstream_bad_response", reason=exc.reason, upstream_status=exc.status)
-    return problem("upstream_bad_response", _retry(request, None))
+    return _retry_later(request, "upstream_bad_response", None)
+
+
+def _fix(request: Request[Any, Any, Any], code: str, field: str, message: str, **kw: Any) -> Response[Problem]:
+    return problem(code, action_for(code, _same_call(request), errors=[(field, message)]), **kw)
 
 
 def on_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
     if isinstance(exc, RequestEntityTooLarge):
-        return problem(
-            "payload_too_large",
-            FixInput(
-                endpoint=_same_call(request), errors=[FieldError("body", "The request body is larger than 16 KiB.")]
-            ),
-        )
-    if isinstance(exc, ValidationException):
-        return on_validation(request, exc)
+        return _fix(request, "payload_too_large", "body", "The request body is larger than 16 KiB: send less.")
     if isinstance(exc, NotFoundException):
         return problem(
-            "not_found", FixInput(endpoint=_same_call(request), errors=[FieldError("path", "No such resource.")])
+            "not_found",
+            action_for("not_found", GET_STATE, errors=[("path", "There is nothing at this address.")]),
         )
     if isinstance(exc, MethodNotAllowedException):
         # Litestar's router names it "allow"; RFC 9110 requires it on every 405.
         allow = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), None)
+        methods = f" Use {allow}." if allow else ""
         return problem(
             "method_not_allowed",
-            FixInput(endpoint=_same_call(request), errors=[FieldError("method", "This method is not allowed here.")]),
+            action_for(
+                "method_not_allowed",
+                GET_STATE,
+                errors=[("method", "This address does not take this method." + methods)],
+            ),
             headers={"Allow": allow} if allow else None,
         )
     if exc.status_code >= 500:
         return on_internal(request, exc)
-    return problem(
-        "validation_failed",
-        FixInput(endpoint=_same_call(request), errors=[FieldError("request", "The request is not valid.")]),
-    )
-
-
-def on_validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
-    errors = _field_errors(exc)
-    fields = {e.field for e in errors}
-    code = "validation_failed"
-    if len(fields) == 1:
-        code = _FIELD_CODES.get(next(iter(fields)), code)
-    return problem(code, FixInput(endpoint=_same_call(request), errors=errors))
+    if isinstance(exc, ValidationException):
+        # Only parameters Litestar itself checks get here (request bodies are read by the core, after the step
+        # check): headers and query strings.
+        return _fix(request, "validation_failed", "request", "Check the request's headers and query and send it again.")
+    return _fix(request, "validation_failed", "request", "Check the request and send it again.")
 
 
 def on_internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled_error", error=type(exc).__name__, exc_info=exc)
-    return problem("internal_error", _retry(request, None))
-
-
-def _field_errors(exc: ValidationException) -> list[FieldError]:
-    """Field names and messages a person can act on; never echoes the submitted value."""
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    errors: list[FieldError] = []
-    for item in extra:
-        if not isinstance(item, dict):
-            continue
-        message = str(item.get("message", ""))
-        key = item.get("key")
-        match = _FIELD_RE.search(message)
-        field = match.group(1) if match else (key if isinstance(key, str) and key != "data" else "body")
-        errors.append(FieldError(field, _plain(message)))
-    if not errors:
-        errors.append(FieldError("body", "The body is not valid JSON of the expected shape."))
-    return errors
-
-
-def _plain(message: str) -> str:
-    text = message.split(" - at `", 1)[0].strip() or "Invalid value"
-    return text[:200]
+    return _retry_later(request, "internal_error", None)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    OnboardingError: on_onboarding_error,
+    Refusal: on_refusal,
     Unauthenticated: on_unauthenticated,
     AuthUnavailable: on_auth_unavailable,
     UpstreamTimeout: on_upstream,

@@ -7,22 +7,15 @@ from typing import Any
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
 
 from service.http.auth import Authenticator
 from service.http.problems import PROBLEM_JSON, Problem
-from service.onboarding.actions import START, FieldError, FixInput, OnboardingState
-from service.onboarding.inputs import (
-    CodeRequest,
-    PhoneRequest,
-    SourceOfFundsRequest,
-    StartRequest,
-    normalize_email,
-)
+from service.onboarding.actions import OnboardingState
+from service.onboarding.inputs import CodeRequest, PhoneRequest, SourceOfFundsRequest, StartRequest
 from service.onboarding.user import User
 from service.ops.context import note_next_action, note_user
 from service.storage.limits import client_address
-from service.usecases import Onboarding, OnboardingError
+from service.usecases import Onboarding
 
 
 async def require_user(request: Request[Any, Any, Any]) -> None:
@@ -43,6 +36,10 @@ def _user(request: Request[Any, Any, Any]) -> User:
 def _noted(state: OnboardingState) -> OnboardingState:
     note_next_action(state.next_action)
     return state
+
+
+def _content_type(request: Request[Any, Any, Any]) -> str | None:
+    return request.headers.get("content-type")
 
 
 def _client_ip(request: Request[Any, Any, Any]) -> str | None:
@@ -72,13 +69,23 @@ _DESCRIPTIONS = {
     404: "No such resource.",
     409: "The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`).",
     413: "The request body is over 16 KiB (`payload_too_large`).",
+    400: "The request body is not JSON (`malformed_body`).",
+    415: "The request body is not `application/json` (`unsupported_media_type`).",
     422: "The request is not valid (`validation_failed`, `email_invalid`, `otp_format_invalid`, `otp_invalid`, `otp_expired`).",
     429: "Too many requests or wrong codes (`rate_limited`, `otp_attempts_exceeded`); see Retry-After.",
     502: "The card provider answered unexpectedly (`upstream_bad_response`).",
     503: "The card provider or sign-in is unavailable (`upstream_unavailable`); see Retry-After.",
     504: "The card provider did not answer in time (`upstream_timeout`); see Retry-After.",
 }
-WITH_BODY = (409, 413)
+WITH_BODY = (400, 409, 413, 415)
+# The request body of each route that takes one: read by the core after the step check, documented here.
+REQUEST_BODIES: dict[str, type] = {
+    "startCardOnboarding": StartRequest,
+    "verifyEmailCode": CodeRequest,
+    "submitSourceOfFunds": SourceOfFundsRequest,
+    "requestPhoneCode": PhoneRequest,
+    "verifyPhoneCode": CodeRequest,
+}
 
 
 class OnboardingController(Controller):
@@ -103,19 +110,10 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def start(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[StartRequest],
-        user: NamedDependency[User],
-        onboarding: NamedDependency[Onboarding],
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        email = normalize_email(data.email)
-        if email is None:
-            raise OnboardingError(
-                "email_invalid",
-                FixInput(endpoint=START, errors=[FieldError("email", "This is not a valid email address.")]),
-            )
-        return _noted(await onboarding.start(user, email, _client_ip(request)))
+        body = await request.body()
+        return _noted(await onboarding.start(user, _content_type(request), body, _client_ip(request)))
 
     @post(
         "/email-verification",
@@ -125,9 +123,10 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def verify_email(
-        self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return _noted(await onboarding.verify_email(user, data.code))
+        body = await request.body()
+        return _noted(await onboarding.verify_email(user, _content_type(request), body))
 
     @post(
         "/kyc-session",
@@ -149,9 +148,10 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def source_of_funds(
-        self, data: JSONBody[SourceOfFundsRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return _noted(await onboarding.submit_source_of_funds(user, [(a.question, a.answer) for a in data.answers]))
+        body = await request.body()
+        return _noted(await onboarding.submit_source_of_funds(user, _content_type(request), body))
 
     @post(
         "/phone",
@@ -161,13 +161,10 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def phone(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[PhoneRequest],
-        user: NamedDependency[User],
-        onboarding: NamedDependency[Onboarding],
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return _noted(await onboarding.request_phone_code(user, data.phone_number, _client_ip(request)))
+        body = await request.body()
+        return _noted(await onboarding.request_phone_code(user, _content_type(request), body, _client_ip(request)))
 
     @post(
         "/phone-verification",
@@ -177,9 +174,10 @@ class OnboardingController(Controller):
         responses=_problems(*WITH_BODY),
     )
     async def verify_phone(
-        self, data: JSONBody[CodeRequest], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
     ) -> OnboardingState:
-        return _noted(await onboarding.verify_phone_code(user, data.code))
+        body = await request.body()
+        return _noted(await onboarding.verify_phone_code(user, _content_type(request), body))
 
     @post(
         "/card",

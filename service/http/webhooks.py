@@ -1,10 +1,7 @@
 """Yativo's signed webhooks: verify, de-duplicate, and apply the card events that change what a user sees.
 
-Keys (next to the per-user ones in service.storage.store):
-
-| key                        | value              | TTL     | when Redis fails                                   |
-|----------------------------|--------------------|---------|----------------------------------------------------|
-| `bff:wh:<digest of event id>` | `pending` / `done` | 60 s / 7 days | fail CLOSED: 503, Yativo delivers again later |
+Keys: `wh:<digest of event id>` and `owner` in service.storage.keys; which events matter is
+service.onboarding.events.
 
 `pending` is taken with SET NX before the event is applied and becomes `done` after; a delivery that finds
 `pending` (another replica is applying it, or one died half-way) gets 503 and is retried once it lapses, so an
@@ -29,9 +26,11 @@ from litestar.params import HeaderParameter
 from redis.exceptions import RedisError
 
 from service.http.problems import PROBLEM_JSON, Problem, problem
-from service.onboarding.actions import Endpoint, RetryLater, SignIn
+from service.onboarding.actions import Endpoint
+from service.onboarding.events import changes_what_the_user_sees
+from service.onboarding.refusals import action_for
 from service.settings import Settings
-from service.storage.store import Keys, owner_key
+from service.storage import keys
 
 log = structlog.get_logger(__name__)
 
@@ -39,20 +38,6 @@ WEBHOOK_PATH = "/v1/webhooks/yativo"
 TOLERANCE_SECONDS = 300
 PENDING_TTL_SECONDS = 60
 DONE_TTL_SECONDS = 7 * 24 * 3600
-# Events after which the user's card looks different: drop the cached snapshot, the next read asks the upstream.
-CARD_EVENTS = frozenset(
-    {
-        "card.created",
-        "card.activated",
-        "card.frozen",
-        "card.unfrozen",
-        "card.voided",
-        "card.lost",
-        "card.stolen",
-        "card.cancelled",
-        "card.deactivated",
-    }
-)
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -110,7 +95,7 @@ class WebhookReceiver:
             # Signed by Yativo but not an envelope: retrying would not change it, so acknowledge and say so.
             log.error("webhook_malformed")
             return "ignored"
-        key = "bff:wh:" + hashlib.sha256(envelope.id.encode()).hexdigest()[:32]
+        key = keys.webhook_event(envelope.id)
         try:
             if not await self._redis.set(key, b"pending", nx=True, ex=PENDING_TTL_SECONDS):
                 state = await self._redis.get(key)
@@ -132,16 +117,16 @@ class WebhookReceiver:
         return outcome
 
     async def _apply(self, envelope: Envelope) -> str:
-        if envelope.type not in CARD_EVENTS:
+        if not changes_what_the_user_sees(envelope.type):
             return "ignored"  # unknown and non-card types are acknowledged and ignored (at-least-once, open set)
         card_id = envelope.data.get("yativo_card_id")
         if not isinstance(card_id, str) or not 0 < len(card_id) <= 200:
             return "ignored"
-        uid = await self._redis.get(owner_key(card_id))
+        uid = await self._redis.get(keys.owner(card_id))
         if uid is None:
             return "ignored"  # not a customer of ours with a card we cached: the next read asks the upstream anyway
         # Drop, not patch: the upstream stays the source of truth and late or reordered deliveries cannot regress it.
-        await self._redis.delete(Keys(uid.decode() if isinstance(uid, bytes) else uid).snap)
+        await self._redis.delete(keys.snapshot(uid.decode() if isinstance(uid, bytes) else uid))
         return "applied"
 
     async def _release(self, key: str) -> None:
@@ -190,16 +175,18 @@ async def receive_yativo_webhook(
         # Our misconfiguration, not the sender's fault: 503 keeps Yativo retrying until an operator sets the secret.
         log.error("webhook_secret_not_configured")
         return problem(
-            "webhooks_not_configured", RetryLater(endpoint=_ENDPOINT, retry_after_seconds=60), retry_after=60
+            "webhooks_not_configured", action_for("webhooks_not_configured", _ENDPOINT, retry_after=60), retry_after=60
         )  # type: ignore[return-value]
     body = await request.body()  # raw bytes, bounded by the app's 16 KiB limit (413 beyond)
     if not receiver.verify(body, signature, timestamp):
         log.warning("webhook_signature_invalid")
-        return problem("webhook_signature_invalid", SignIn(endpoint=_ENDPOINT))  # type: ignore[return-value]
+        return problem("webhook_signature_invalid", action_for("webhook_signature_invalid", _ENDPOINT))  # type: ignore[return-value]
     try:
         outcome = await receiver.handle(body)
     except Unavailable:
         return problem(
-            "webhook_store_unavailable", RetryLater(endpoint=_ENDPOINT, retry_after_seconds=30), retry_after=30
+            "webhook_store_unavailable",
+            action_for("webhook_store_unavailable", _ENDPOINT, retry_after=30),
+            retry_after=30,
         )  # type: ignore[return-value]
     return Response(WebhookAck(outcome), status_code=200)

@@ -42,6 +42,8 @@ class VerifyEmailCode(_Action, kw_only=True, tag="verify_email_code"):
     endpoint: Endpoint = Endpoint("POST", EMAIL_VERIFICATION)
     email_masked: str | None
     expires_at: datetime | None
+    # From then on, starting again (POST /v1/card-onboarding with the same email) sends a new code.
+    resend_available_at: datetime | None = None
 
 
 class CompleteKyc(_Action, kw_only=True, tag="complete_kyc"):

@@ -1,4 +1,8 @@
-"""The decision: from what the upstream said and what we recorded to one NextAction. Pure: no I/O, no clock."""
+"""The reading of a snapshot as one NextAction: where the user stands. Pure: no I/O, no clock.
+
+What requests and upstream answers do to the snapshot is service.onboarding.machine; this module says what a
+snapshot means, so every answer (GET, a resume, a refusal) shows the same place.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from service.onboarding.actions import (
     ProvideEmail,
     ProvidePhone,
     RetryLater,
-    UseDifferentEmail,
     VerifyEmailCode,
     VerifyPhoneCode,
     WaitForAccount,
@@ -32,23 +35,6 @@ class Step(IntEnum):
     PHONE = 5
     CARD = 6
 
-
-# Upstream refusals of an email, for good: the user must type another one.
-EMAIL_REFUSALS = {
-    "INVALID_EMAIL": "invalid",
-    "ISSUER_EMAIL_NOT_ALLOWED": "issuer_email",
-    "EMAIL_ALREADY_IN_USE": "in_use",
-    "EMAIL_ALREADY_REGISTERED": "not_reusable",
-}
-# An email code that can no longer be used: starting again sends a new one.
-EMAIL_CODE_DEAD = frozenset({"OTP_EXPIRED", "OTP_ATTEMPTS_EXCEEDED"})
-EMAIL_CODE_WRONG = frozenset({"OTP_VERIFICATION_FAILED"})
-PHONE_CODE_WRONG = frozenset({"INVALID_VERIFICATION_CODE", "PHONE_VERIFICATION_FAILED", "INVALID_CODE"})
-PHONE_CODE_DEAD = frozenset({"VERIFICATION_CODE_EXPIRED", "PHONE_CODE_EXPIRED"})
-# Answers that describe the customer rather than fail: decided from flow_status/next_step in their data.
-RESUME_SIGNALS = frozenset({"CUSTOMER_CARD_ALREADY_ACTIVE", "CUSTOMER_ALREADY_ONBOARDED"})
-WALLET_NOT_READY = frozenset({"SAFE_NOT_DEPLOYED", "WALLET_NOT_READY"})
-CARD_EXISTS = frozenset({"VIRTUAL_CARD_LIMIT_REACHED"})
 
 FLOW_EMAIL_CODE = frozenset({"otp_requested"})
 FLOW_KYC_LINK = frozenset({"otp_verified"})
@@ -101,7 +87,7 @@ def in_identity(s: Snapshot) -> bool:
 
 def step_of(snapshot: Snapshot) -> Step:
     """Where the user stands, for `progress.step`; follows the same reading of the state as decide()."""
-    if snapshot.card_id is None:
+    if snapshot.customer_id is None:
         return Step.EMAIL
     if has_card(snapshot):
         return Step.CARD
@@ -114,49 +100,34 @@ def step_of(snapshot: Snapshot) -> Step:
     return Step.IDENTITY
 
 
-def decide(snapshot: Snapshot, error_code: str | None = None) -> NextAction:
-    """The one next action for this user, given our snapshot and the upstream error just received (if any)."""
-    if error_code is not None and error_code not in RESUME_SIGNALS:
-        action = _after_error(snapshot, error_code)
-        if action is not None:
-            return action
+def decide(snapshot: Snapshot) -> NextAction:
+    """The one next action for this user, given what we know."""
     return _from_state(snapshot)
 
 
-def _after_error(snapshot: Snapshot, code: str) -> NextAction | None:
-    if code in EMAIL_REFUSALS:
-        return UseDifferentEmail(reason=EMAIL_REFUSALS[code])  # type: ignore[arg-type]
-    if code in EMAIL_CODE_DEAD:
-        return ProvideEmail()
-    if code in EMAIL_CODE_WRONG:
-        return VerifyEmailCode(email_masked=snapshot.email_masked, expires_at=_when(snapshot.otp_expires_at))
-    if code in PHONE_CODE_DEAD:
-        return ProvidePhone()
-    if code in PHONE_CODE_WRONG:
-        return VerifyPhoneCode(phone_masked=snapshot.phone_masked)
-    if code in WALLET_NOT_READY:
-        return WaitForAccount()
-    if code in CARD_EXISTS:
-        return Done()
-    if code == "CUSTOMER_NOT_FOUND":
-        return ProvideEmail()
-    if code == "INVALID_FLOW_STATE":
-        return None  # the state we hold is stale; decide from it after the caller re-read the upstream
-    return ContactSupport(reason="unknown_state")
-
-
 def _from_state(s: Snapshot) -> NextAction:
-    if s.card_id is None:
+    if s.customer_id is None:
         return ProvideEmail()
     if has_card(s):
         return Done()
     if effective_flow(s) in FLOW_EMAIL_CODE:
-        return VerifyEmailCode(email_masked=s.email_masked, expires_at=_when(s.otp_expires_at))
+        return VerifyEmailCode(
+            email_masked=s.email_masked, expires_at=_when(s.otp_expires_at), resend_available_at=_resend_at(s)
+        )
     if after_kyc(s):
         return _after_kyc(s)
     if in_identity(s):
         return _identity(s)
     return ContactSupport(reason="unknown_state")
+
+
+def _resend_at(s: Snapshot) -> datetime | None:
+    """From when starting again sends a new code: at once for a spent code, else after the cooldown (or the
+    expiry, if that comes first)."""
+    if s.email_code_spent:
+        return _when(s.email_code_sent_at) or _when(s.email_resend_at)
+    times = [t for t in (s.email_resend_at, s.otp_expires_at) if t is not None]
+    return _when(min(times)) if times else None
 
 
 def _identity(s: Snapshot) -> NextAction:

@@ -93,3 +93,79 @@ def normalize_email(raw: str) -> str | None:
         return None
     email = f"{local}@{domain}"
     return email if len(email) <= EMAIL_MAX else None
+
+
+# --- reading a request body: after the step check, with messages written for the person at the screen ----------
+
+BODY_OF_ROUTE: dict[str, type[msgspec.Struct]] = {
+    "start": StartRequest,
+    "verify_email": CodeRequest,
+    "source_of_funds": SourceOfFundsRequest,
+    "phone": PhoneRequest,
+    "verify_phone": CodeRequest,
+}
+# (route, field) -> what to tell the person; a field's own code where it has one.
+FIELD_MESSAGES: dict[tuple[str, str], str] = {
+    ("start", "email"): "Enter your email address, like name@example.com.",
+    ("verify_email", "code"): "Enter the 6-digit code from the email.",
+    ("verify_phone", "code"): "Enter the 6-digit code from the text message.",
+    ("phone", "phoneNumber"): "Enter your mobile number with its country code, like +14155552671.",
+    ("source_of_funds", "answers"): "Answer each question with one of the options offered.",
+}
+FIELD_CODES = {"code": "otp_format_invalid", "email": "email_invalid"}
+_AT = re.compile(r"at `\$\.([A-Za-z_][A-Za-z0-9_.\[\]]*)`")
+_MISSING = re.compile(r"missing required field `([A-Za-z_][A-Za-z0-9_]*)`")
+_UNKNOWN = re.compile(r"unknown field `([^`]{1,64})`")
+
+
+class BadInput(msgspec.Struct, frozen=True):
+    """Why a body cannot be used: a stable code and, per field, what to tell the person."""
+
+    code: str
+    errors: tuple[tuple[str, str], ...]
+
+
+def _json_media_type(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def parse_body(route: str, content_type: str | None, body: bytes) -> msgspec.Struct | BadInput:
+    """The route's request body, or why it cannot be used. Never echoes the value that was sent."""
+    kind = BODY_OF_ROUTE[route]
+    fields = tuple(kind.__struct_encode_fields__)
+    example = ", ".join(f'"{f}"' for f in fields)
+    if not body.strip():
+        return BadInput("malformed_body", (("body", f"Send a JSON object with {example}."),))
+    if not _json_media_type(content_type):
+        return BadInput(
+            "unsupported_media_type", (("body", "Send the body as JSON (Content-Type: application/json)."),)
+        )
+    try:
+        value = msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        return _invalid(route, str(exc), fields)
+    except msgspec.DecodeError:
+        return BadInput(
+            "malformed_body", (("body", f"The body is not valid JSON: send a JSON object with {example}."),)
+        )
+    if isinstance(value, StartRequest) and normalize_email(value.email) is None:
+        return BadInput("email_invalid", (("email", FIELD_MESSAGES[("start", "email")]),))
+    return value
+
+
+def _invalid(route: str, message: str, fields: tuple[str, ...]) -> BadInput:
+    unknown = _UNKNOWN.search(message)
+    if unknown is not None:
+        return BadInput(
+            "validation_failed",
+            (("body", "Remove the fields this step does not take: send only " + ", ".join(fields) + "."),),
+        )
+    at = _AT.search(message)
+    missing = _MISSING.search(message)
+    field = at.group(1) if at is not None else (missing.group(1) if missing is not None else None)
+    top = re.split(r"[.\[]", field, maxsplit=1)[0] if field else None
+    if field is None or top not in fields:
+        return BadInput("validation_failed", (("body", "Send a JSON object with " + ", ".join(fields) + "."),))
+    text = FIELD_MESSAGES.get((route, top), "Check this field and send it again.")
+    return BadInput(FIELD_CODES.get(top, "validation_failed"), ((field, text),))

@@ -9,13 +9,7 @@ The lease only saves upstream calls. It can expire under a paused process and Re
 correctness still rests on the upstream's de-duplication by external_customer_id and on reconciling by reading.
 Every Redis step fails open: if Redis is slow or down, each request simply runs by itself.
 
-Keys (one hash tag per user, so the scripts work on a Redis Cluster):
-
-| key                             | value                            | TTL                   |
-|---------------------------------|----------------------------------|-----------------------|
-| `bff:{u:<uid>}:lease`           | `<token>|<flight id>`            | deadline + 1 s        |
-| `bff:{u:<uid>}:outcome:<token>` | the runner's Outcome (msgpack)   | 10 s                  |
-| `bff:{u:<uid>}:wake:<token>`    | a wake-up token for BLPOP        | 10 s                  |
+Keys: `lease`, `outcome:<token>` and `wake:<token>` in service.storage.keys.
 """
 
 from __future__ import annotations
@@ -30,9 +24,10 @@ import structlog
 from redis.exceptions import RedisError
 
 from service.onboarding.actions import NextAction, OnboardingState
-from service.onboarding.errors import OnboardingError
+from service.onboarding.refusals import Refusal
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
+from service.storage import keys
 from service.yativo import (
     UpstreamAuthFailed,
     UpstreamBadResponse,
@@ -79,7 +74,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     def of(cls, result: OnboardingState | BaseException) -> Outcome:
         if isinstance(result, OnboardingState):
             return cls(state=result)
-        if isinstance(result, OnboardingError):
+        if isinstance(result, Refusal):
             return cls(code=result.code, action=result.action, retry_after=result.retry_after)
         if isinstance(result, UpstreamRejected):
             return cls(error="rejected", code=result.code, status=result.status)
@@ -95,7 +90,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
         if self.state is not None:
             return self.state
         if self.error is None and self.code is not None and self.action is not None:
-            raise OnboardingError(self.code, self.action, retry_after=self.retry_after)
+            raise Refusal(self.code, self.action, retry_after=self.retry_after)
         if self.error == "rejected":
             raise UpstreamRejected(self.status or 400, self.code or "UNKNOWN")
         if self.error == "timeout":
@@ -111,7 +106,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
-_SHAREABLE = (OnboardingError, YativoError)
+_SHAREABLE = (Refusal, YativoError)
 
 
 class _Flight:
@@ -200,7 +195,7 @@ class Flights:
         if self._acquire_script is None:
             self._acquire_script = self._redis.register_script(_ACQUIRE)
         try:
-            holder = await self._acquire_script(keys=[_key(uid, "lease")], args=[holding, self._lease_ms])
+            holder = await self._acquire_script(keys=[keys.lease(uid)], args=[holding, self._lease_ms])
         except (RedisError, OSError) as exc:
             self._redis_failed(exc)
             return _UNLEASED
@@ -216,9 +211,9 @@ class Flights:
     async def _follow(self, uid: str, holder: str, flight_id: str) -> Outcome | None:
         """Wait until `holder` finishes. Its outcome if it ran the same flight, else None (then try to lead)."""
         token, _, held_flight = holder.partition("|")
-        wake = _key(uid, f"wake:{token}")
-        outcome_key = _key(uid, f"outcome:{token}")
-        lease = _key(uid, "lease")
+        wake = keys.wake(uid, token)
+        outcome_key = keys.outcome(uid, token)
+        lease = keys.lease(uid)
         while True:
             try:
                 woke = await self._redis.blpop([wake], timeout=WAKE_POLL_SECONDS)
@@ -247,10 +242,10 @@ class Flights:
         # Tried even while the breaker is open: a lease left behind would keep other replicas waiting for it.
         if self._finish_script is None:
             self._finish_script = self._redis.register_script(_FINISH)
-        keys = [_key(uid, "lease"), _key(uid, f"outcome:{token}"), _key(uid, f"wake:{token}")]
         try:
             await self._finish_script(
-                keys=keys, args=[holding, b"" if outcome is None else _encode(outcome), OUTCOME_TTL_MS]
+                keys=[keys.lease(uid), keys.outcome(uid, token), keys.wake(uid, token)],
+                args=[holding, b"" if outcome is None else _encode(outcome), OUTCOME_TTL_MS],
             )
         except (RedisError, OSError) as exc:
             # The lease expires by itself; followers on other replicas then run on their own.
@@ -261,7 +256,3 @@ class Flights:
     def _redis_failed(self, exc: BaseException) -> None:
         self._breaker.failure()
         log.warning("redis_lease_failed", error=type(exc).__name__)
-
-
-def _key(uid: str, suffix: str) -> str:
-    return f"bff:{{u:{uid}}}:{suffix}"

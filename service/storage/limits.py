@@ -5,12 +5,8 @@ if Redis cannot be asked, the code is not tried (503) and the upstream is not ca
 that lapses whenever Redis does would be no limit. The quotas fail OPEN (logged): they bound cost and spam, and
 refusing every new user during a Redis outage would cost more than a few unmetered emails.
 
-| key                                   | counts                                 | TTL            |
-|---------------------------------------|----------------------------------------|----------------|
-| `bff:{u:<uid>}:otp:<kind>:<issue>`    | code attempts against one issued code  | 1 h            |
-| `bff:{u:<uid>}:otp:<kind>:hour`       | code attempts of this user, this hour  | 1 h (window)   |
-| `bff:{u:<uid>}:quota:<action>`        | emails or SMS this user asked for      | 1 h (window)   |
-| `bff:{ip:<addr>}:quota:<action>`      | the same, per client address           | 1 h (window)   |
+
+Keys: `otp:<kind>:<issue>`, `otp:<kind>:hour` and the `quota:` keys in service.storage.keys.
 
 A code attempt is counted before the upstream is asked (so parallel guesses cannot slip past the limit), never
 once the limit is reached (a refused try costs nothing), and refunded when the answer was not a wrong or dead code
@@ -28,6 +24,7 @@ from redis.exceptions import RedisError
 
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
+from service.storage import keys as layout
 
 log = structlog.get_logger(__name__)
 
@@ -77,12 +74,14 @@ class LimitsUnavailable(Exception):
 
 
 class LimitExceeded(Exception):
-    def __init__(self, code: str, kind: str, retry_after: float, limit: int) -> None:
+    def __init__(self, code: str, kind: str, retry_after: float, limit: int, *, hourly: bool = True) -> None:
         super().__init__(code)
         self.code = code
         self.kind = kind
         self.retry_after = retry_after
         self.limit = limit
+        # False when only one issued code's tries are used up (a new code helps), True for an hourly limit.
+        self.hourly = hourly
 
 
 class Limits:
@@ -94,7 +93,7 @@ class Limits:
 
     async def code_attempt(self, uid: str, kind: str, issue: str) -> None:
         """Count one attempt at a `kind` ("email"/"sms") code; raise LimitExceeded past either limit."""
-        keys = [_user_key(uid, f"otp:{kind}:{issue}"), _user_key(uid, f"otp:{kind}:hour")]
+        keys = [layout.code_tries(uid, kind, issue), layout.code_tries_this_hour(uid, kind)]
         counted, [(_, issue_ttl), (per_hour, hour_ttl)] = await self._count(
             keys, [CODE_ATTEMPTS_PER_ISSUE, CODE_ATTEMPTS_PER_HOUR]
         )
@@ -104,7 +103,11 @@ class Limits:
             hourly = per_hour >= CODE_ATTEMPTS_PER_HOUR
             wait = hour_ttl if hourly else issue_ttl
             raise LimitExceeded(
-                "otp_attempts_exceeded", kind, wait, CODE_ATTEMPTS_PER_HOUR if hourly else CODE_ATTEMPTS_PER_ISSUE
+                "otp_attempts_exceeded",
+                kind,
+                wait,
+                CODE_ATTEMPTS_PER_HOUR if hourly else CODE_ATTEMPTS_PER_ISSUE,
+                hourly=hourly,
             )
 
     async def refund_code_attempt(self, uid: str, kind: str, issue: str) -> None:
@@ -112,16 +115,16 @@ class Limits:
         if self._refund is None:
             self._refund = self._redis.register_script(_REFUND)
         try:
-            await self._refund(keys=[_user_key(uid, f"otp:{kind}:{issue}"), _user_key(uid, f"otp:{kind}:hour")])
+            await self._refund(keys=[layout.code_tries(uid, kind, issue), layout.code_tries_this_hour(uid, kind)])
         except (RedisError, OSError) as exc:
             log.warning("redis_refund_failed", error=type(exc).__name__)
 
     async def quota(self, uid: str, client_ip: str | None, action: str) -> None:
         """Count one `action` ("start"/"phone") for the user and for the client address; raise past a quota."""
         per_user, per_address = QUOTAS[action]
-        keys = [_user_key(uid, f"quota:{action}")]
+        keys = [layout.user_quota(uid, action)]
         if client_ip:
-            keys.append(f"bff:{{ip:{client_ip}}}:quota:{action}")
+            keys.append(layout.address_quota(client_ip, action))
         # One script per key: on a Redis Cluster a user's and an address's keys live in different slots.
         for key, limit in zip(keys, (per_user, per_address), strict=False):
             try:
@@ -151,10 +154,6 @@ class Limits:
         self._breaker.success()
         values = [int(v) for v in raw]
         return bool(values[0]), [(values[i], max(values[i + 1], 1)) for i in range(1, len(values), 2)]
-
-
-def _user_key(uid: str, suffix: str) -> str:
-    return f"bff:{{u:{uid}}}:{suffix}"
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Any]) -> str | None:

@@ -1,32 +1,19 @@
-"""Per-user onboarding state in Redis: the key layout, the TTLs, and what happens when Redis misbehaves.
+"""Per-user onboarding state in Redis, and what happens when Redis misbehaves (the keys: service.storage.keys).
 
-Key layout. All of one user's keys carry the hash tag `{u:<uid>}`, so on a Redis Cluster they live in one slot
-and every multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a digest of the token's `sub` (service.http.auth.User.uid).
-
-| key                    | value                        | TTL      | when it is missing                        |
-|------------------------|------------------------------|----------|-------------------------------------------|
-| `bff:{u:<uid>}:card`   | the upstream yativo_card_id  | none     | found again by lookup-customer            |
-| `bff:{u:<uid>}:snap`   | Snapshot (msgpack)           | 30 days  | rebuilt from the upstream (lookup + reads) |
-| `bff:{u:<uid>}:snap` with no customer yet | empty Snapshot | 10 min | rebuilt from the upstream             |
-| `bff:{y:<digest of yativo_card_id>}:owner` | `<uid>` | 30 days | card webhooks for this customer are ignored |
+Policy. The snapshot is a cache of facts the upstream owns, so it fails open: a Redis error or timeout on a read is
+a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few failures in
+a row a circuit breaker skips Redis for a moment, so a stalled Redis costs each request nothing rather than a socket
+timeout per command; it probes again by itself. Nothing here is a security control; the code-guessing counters
+(service/storage/limits.py) share this breaker but fail closed: while it is open they refuse.
 
 The `owner` key lets a card webhook (which names only the upstream customer) find the user whose snapshot to drop;
-it is written once the user has a card, on its own (another hash slot), with the snapshot's TTL. Webhook
-de-duplication keys are documented in service.http.webhooks; they fail closed.
-
-Policy. Both keys are caches of facts the upstream owns, so they fail open: a Redis error or timeout on a read
-is a miss (the upstream is asked), and on a write it is logged and the answer still goes out. After a few
-failures in a row a circuit breaker skips Redis for a moment, so a stalled Redis costs each request nothing
-rather than a socket timeout per command; it probes again by itself. Nothing here is a security control;
-the code-guessing counters (service/storage/limits.py) share this breaker but fail closed: while it is open they refuse.
-
+it is written once the user has a card, on its own (another hash slot), with the snapshot's TTL.
 The single-flight leases (service/storage/flights.py) use the same client and breaker.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -41,6 +28,7 @@ from redis.exceptions import RedisError
 from service.onboarding.snapshot import Snapshot
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
+from service.storage import keys
 
 SNAPSHOT_TTL_SECONDS = 30 * 24 * 3600
 # An empty snapshot only saves the lookup for a user who has not started; keep it short.
@@ -61,19 +49,6 @@ class RedisLike(Protocol):
     def register_script(self, script: str) -> Any: ...
 
 
-class Keys:
-    __slots__ = ("card", "snap")
-
-    def __init__(self, uid: str) -> None:
-        tag = f"bff:{{u:{uid}}}"
-        self.card = f"{tag}:card"
-        self.snap = f"{tag}:snap"
-
-
-def owner_key(card_id: str) -> str:
-    return f"bff:{{y:{hashlib.sha256(card_id.encode()).hexdigest()[:32]}}}:owner"
-
-
 class StateStore:
     def __init__(self, redis: RedisLike, *, breaker: CircuitBreaker | None = None) -> None:
         self.redis = redis
@@ -87,7 +62,7 @@ class StateStore:
             metrics.CACHE.labels("error").inc()
             return None
         try:
-            raw = await self.redis.get(Keys(uid).snap)
+            raw = await self.redis.get(keys.snapshot(uid))
         except (RedisError, OSError) as exc:
             self._failed("redis_read_failed", exc)
             metrics.CACHE.labels("error").inc()
@@ -111,17 +86,14 @@ class StateStore:
     async def save(self, uid: str, snapshot: Snapshot) -> None:
         if self.breaker.allow() is not None:
             return
-        keys = Keys(uid)
-        ttl = SNAPSHOT_TTL_SECONDS if snapshot.card_id else EMPTY_SNAPSHOT_TTL_SECONDS
+        ttl = SNAPSHOT_TTL_SECONDS if snapshot.customer_id else EMPTY_SNAPSHOT_TTL_SECONDS
         with self._guard("redis_write_failed"):
             # Not a MULTI: the writes are idempotent, and redis-py's cluster client runs transactions on a
             # throwaway event loop. One round trip (a cluster client splits it by node).
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(keys.snap, _encode(snapshot), ex=ttl)
-            if snapshot.card_id:
-                pipe.set(keys.card, snapshot.card_id)
-                if snapshot.card is not None:
-                    pipe.set(owner_key(snapshot.card_id), uid, ex=SNAPSHOT_TTL_SECONDS)
+            pipe.set(keys.snapshot(uid), _encode(snapshot), ex=ttl)
+            if snapshot.customer_id and snapshot.card is not None:
+                pipe.set(keys.owner(snapshot.customer_id), uid, ex=SNAPSHOT_TTL_SECONDS)
             await pipe.execute()
 
     async def forget(self, uid: str) -> None:
@@ -129,7 +101,7 @@ class StateStore:
         if self.breaker.allow() is not None:
             return
         with self._guard("redis_write_failed"):
-            await self.redis.delete(Keys(uid).snap)
+            await self.redis.delete(keys.snapshot(uid))
 
     @contextlib.contextmanager
     def _guard(self, event: str) -> Iterator[None]:
