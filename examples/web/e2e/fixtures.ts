@@ -62,6 +62,10 @@ export class Emulator {
     return this.send("DELETE", "/faults");
   }
 
+  advanceClock(seconds: number): Promise<unknown> {
+    return this.send("POST", "/clock", { advanceSeconds: seconds });
+  }
+
   configure(changes: Record<string, unknown>): Promise<unknown> {
     return this.send("PUT", "/config", changes);
   }
@@ -99,12 +103,14 @@ export async function open(page: Page, tokenValue: string): Promise<void> {
   await page.goto(`${env("E2E_BASE_URL")}/demo/?token=${encodeURIComponent(tokenValue)}`);
 }
 
-/** The screen on the page is `type`, and focus sits on its heading (or `focused`, when the same screen came back). */
+/** The screen on the page is `type`, focus sits on its heading, and it fits the phone's width. */
 export async function onScreen(page: Page, type: string, heading: string | RegExp): Promise<void> {
   await expect(page.locator(`section[data-screen="${type}"]`)).toBeVisible({ timeout: 20_000 });
   const h1 = page.getByRole("heading", { level: 1, name: heading });
   await expect(h1).toBeVisible();
   await expect(h1).toBeFocused();
+  // Phone-sized: nothing is wider than the screen.
+  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
 }
 
 /** A screenshot kept as a test artifact (artifacts/NAME.png, not committed). */

@@ -62,17 +62,17 @@ export class App {
     }
     this.busy(false);
     if ("notModified" in answer) return;
-    this.show(answer);
+    this.show(answer, endpoint);
   }
 
-  private show(answer: Answer): void {
+  private show(answer: Answer, via: Endpoint | null = null): void {
     if (answer.ok) {
       this.state = answer.state;
       this.progress(answer.state);
     }
     const problem = answer.ok ? null : answer.problem;
     const errors: FieldError[] = answer.nextAction.type === "fix_input" ? [...answer.nextAction.errors] : [];
-    const view = this.viewFor(answer.nextAction, problem, errors);
+    const view = this.viewFor(answer.nextAction, problem, errors, via);
     if (view.banner) {
       this.banner(view);
       return;
@@ -84,10 +84,11 @@ export class App {
     this.render(action, view);
   }
 
-  private viewFor(action: NextAction, problem: Problem | null, errors: FieldError[]): View {
+  private viewFor(action: NextAction, problem: Problem | null, errors: FieldError[], via: Endpoint | null): View {
     const ctx: Context = {
       problem,
       errors,
+      via,
       state: this.state,
       email: this.email,
       current: this.shown?.action ?? null,
@@ -96,7 +97,7 @@ export class App {
       retry: (endpoint) => void this.submit(endpoint, this.bodies.get(key(endpoint))),
       poll: (type, signal) => this.poll(type, signal),
       useToken: (token) => this.useToken(token),
-      viewOf: (other) => this.viewFor(other, problem, errors),
+      viewOf: (other) => this.viewFor(other, problem, errors, via),
     };
     return viewFor(action, ctx);
   }

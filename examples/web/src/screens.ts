@@ -133,9 +133,11 @@ function verifyEmailCode(a: Of<"verify_email_code">, ctx: Context): View {
   const code = codeField(ctx, a.type, "Code from the email", `We sent a 6-digit code to ${a.emailMasked ?? "your email address"}.`);
   const resend = resendBlock(a, ctx);
   const expires = a.expiresAt ? h("p", { class: "hint" }, `The code works until ${clock(a.expiresAt)}.`) : null;
+  const resent = ctx.problem === null && ctx.current?.type === a.type && ctx.via !== null && sameEndpoint(ctx.via, START);
   return {
     heading: "Check your email",
     content: [
+      resent ? h("p", { class: "notice", role: "status" }, "We sent you a new code. Use the newest one.") : null,
       summary(ctx, about("code")),
       form(() => ctx.submit(a.endpoint, { code: code.input.value.trim() }), code.wrapper, expires, submitButton("Confirm")),
       resend.element,

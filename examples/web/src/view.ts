@@ -27,6 +27,8 @@ export interface Context {
   readonly state: OnboardingState | null;
   /** The email the user typed last, kept in memory only: starting again with it sends a new code. */
   readonly email: string | null;
+  /** The call whose answer this is (null for a poll). */
+  readonly via: Endpoint | null;
   /** The screen on the page now, if any. */
   readonly current: NextAction | null;
   /** The body last sent to an endpoint (to retry it, and to tie `answers[2]` back to a question). */
