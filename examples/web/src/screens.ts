@@ -179,17 +179,12 @@ function resendBlock(a: Of<"verify_email_code">, ctx: Context): { element: HTMLE
 
 function completeKyc(a: Of<"complete_kyc">, ctx: Context): View {
   const status = h("p", { class: "hint", role: "status" });
-  let polling: AbortSignal | null = null;
-  let started = false;
-  const follow = (): void => {
-    if (started || polling === null) return;
-    started = true;
+  const opened = (): void => {
     status.textContent = "When you finish the check in the other tab, this page moves on by itself.";
-    ctx.poll(a.type, polling);
   };
   const link = h(
     "a",
-    { href: a.url, target: "_blank", rel: "noopener", class: "button primary", onclick: follow as EventListener },
+    { href: a.url, target: "_blank", rel: "noopener", class: "button primary", onclick: opened as EventListener },
     "Open the identity check",
     h("span", { class: "visually-hidden" }, " (opens in a new tab)"),
   );
@@ -206,15 +201,10 @@ function completeKyc(a: Of<"complete_kyc">, ctx: Context): View {
       a.expiresAt ? h("p", { class: "hint" }, `The link works until ${clock(a.expiresAt)}.`) : null,
       link,
       status,
-      h(
-        "p",
-        {},
-        button("Get a new link", { class: "link", onclick: (() => ctx.submit(a.endpoint)) as EventListener }),
-      ),
+      h("p", {}, button("Get a new link", { class: "link", onclick: (() => ctx.submit(a.endpoint)) as EventListener })),
     ],
-    start: (signal) => {
-      polling = signal;
-    },
+    // The check may be finished in the other tab or on another device: follow the state from the start.
+    start: (signal) => ctx.poll(a.type, signal),
   };
 }
 
