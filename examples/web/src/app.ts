@@ -1,6 +1,6 @@
 // The generic renderer: every answer's nextAction picks the screen; the call it names is the only way on.
 import type { Answer, NextAction, OnboardingClient, OnboardingState, Problem } from "@card-onboarding/sdk";
-import { invoke, key, sameEndpoint, type Body, type Endpoint } from "./calls";
+import { START, invoke, key, sameEndpoint, type Body, type Endpoint } from "./calls";
 import { button, h } from "./dom";
 import { countdown, viewFor } from "./screens";
 import type { Tokens } from "./token";
@@ -36,18 +36,18 @@ export class App {
   ) {}
 
   start(): void {
-    this.submit(GET_STATE);
+    void this.submit(GET_STATE);
   }
 
   useToken(token: string): void {
     this.tokens.set(token);
-    this.submit(GET_STATE);
+    void this.submit(GET_STATE);
   }
 
-  /** Make the call `endpoint` names and show its answer. */
+  /** Make the call `endpoint` names and show its answer (never rejects: a failed network shows a banner). */
   async submit(endpoint: Endpoint, body?: Body): Promise<void> {
     if (body !== undefined) this.bodies.set(key(endpoint), body);
-    if (endpoint.method === "POST" && endpoint.path === "/v1/card-onboarding" && typeof body?.email === "string") {
+    if (sameEndpoint(endpoint, START) && typeof body?.email === "string") {
       this.email = body.email;
     }
     this.busy(true);
