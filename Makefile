@@ -6,7 +6,9 @@ VENV := .venv
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools \
+FAST_TESTS := tests/test_decide.py tests/test_machine.py tests/test_flow_diagram.py tests/test_core_purity.py tests/test_kyc_link.py tests/test_settings.py tests/test_breaker.py
+
+.PHONY: setup run test test-fast flow lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools \
 	web e2e node-tools chromium
 
 setup: $(VENV)/.synced
@@ -31,6 +33,11 @@ test: setup lint
 lint: setup
 	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/ruff format --check service tests bench
+	$(VENV)/bin/lint-imports
+
+# The pure core and the unit tests only (no server, no Redis, no emulator process): seconds, for the edit loop.
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not slow" $(FAST_TESTS)
 
 format: setup
 	$(VENV)/bin/ruff format service tests bench
@@ -86,6 +93,10 @@ bench-smoke: $(BENCH_VENV)/.synced bench-tools
 # Longer rounds and the growth check over two blocks of a million requests.
 bench-long: $(BENCH_VENV)/.synced bench-tools
 	$(BENCH_VENV)/bin/python -m bench.run --long
+
+# Redraw docs/flow.md from the transition tables (a test fails while it is stale).
+flow: setup
+	$(VENV)/bin/python -m service.onboarding.diagram > docs/flow.md
 
 # Regenerate the committed OpenAPI document after changing the API (a test fails while it drifts).
 openapi: setup

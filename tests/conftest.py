@@ -93,6 +93,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@pytest.fixture(autouse=True)
+def retries_only_where_they_are_tested(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Upstream retries only add time to a test about something else: on only for tests marked `retries`."""
+    import stamina
+
+    active = request.node.get_closest_marker("retries") is not None
+    stamina.set_active(active)
+    try:
+        yield
+    finally:
+        stamina.set_active(True)
+
+
 @pytest.fixture
 def emulator_app():  # type: ignore[no-untyped-def]
     return create_emulator_app(EmulatorConfig(kyc_auto_approve_seconds=None))
@@ -179,6 +192,11 @@ class Harness:
         self.control = control
         self.clock = clock
         self.redis = redis
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on for the service and the emulator alike."""
+        self.clock.advance(seconds)
+        (await self.control.post("/_emulator/clock", json={"advanceSeconds": seconds})).raise_for_status()
 
     def clock_iso(self) -> str:
         """The service's clock as the RFC 3339 text its answers use, for comparing times in answers."""

@@ -25,6 +25,8 @@ from service.yativo import (
 )
 from tests.conftest import free_port
 
+pytestmark = pytest.mark.retries  # these tests are about the upstream retries
+
 
 class Upstream:
     """A client plus the emulator control plane it talks to, over one of the two transports."""

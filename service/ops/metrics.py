@@ -79,3 +79,11 @@ _STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
 
 def breaker_changed(name: str, state: State) -> None:
     BREAKER_STATE.labels(name).set(_STATE_VALUE[state])
+
+
+DEGRADED = Counter(
+    f"{PREFIX}_degraded_answers_total",
+    "Answers given from the last known state because a refreshing upstream read failed or its circuit was open, "
+    "by the read (`kyc_status`, `account`).",
+    ["reason"],
+)

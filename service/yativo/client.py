@@ -29,6 +29,7 @@ from service.yativo.errors import (
 from service.yativo.models import (
     CardList,
     Customer,
+    CustomerReset,
     FlowStep,
     KycLink,
     KycStatus,
@@ -165,6 +166,13 @@ class YativoClient:
     async def verify_otp(self, card_id: str, otp: str, *, idempotency_key: str | None = None) -> FlowStep:
         return await self._call(
             "POST", _customer(card_id, "verify-otp"), FlowStep, json={"otp": otp}, idempotency_key=idempotency_key
+        )
+
+    async def reset_customer(self, card_id: str, *, idempotency_key: str | None = None) -> CustomerReset:
+        """Delete a customer whose email is not verified yet, so the user can start over with another email
+        (the old email can never be used again: the upstream burns it)."""
+        return await self._call(
+            "POST", _customer(card_id, "reset"), CustomerReset, json={}, idempotency_key=idempotency_key
         )
 
     async def kyc_link(self, card_id: str) -> KycLink:
