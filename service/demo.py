@@ -38,7 +38,8 @@ def demo_app(directory: Path, *, token: str | None) -> Litestar:
         return {"token": token}
 
     files = create_static_files_router(path=PREFIX, directories=[directory], html_mode=True, name="demo")
-    return Litestar(route_handlers=[config, files], openapi_config=None, debug=False)
+    # logging_config=None: the service configured logging already; Litestar must not replace it.
+    return Litestar(route_handlers=[config, files], openapi_config=None, logging_config=None, debug=False)
 
 
 def mounted(api: ASGIApp, *, token: str | None, directory: Path = BUILT_APP) -> ASGIApp:
