@@ -8,8 +8,7 @@ export UV_PYTHON_DOWNLOADS := never
 
 FAST_TESTS := tests/test_decide.py tests/test_machine.py tests/test_flow_diagram.py tests/test_core_purity.py tests/test_kyc_link.py tests/test_settings.py tests/test_breaker.py
 
-.PHONY: setup run test test-fast flow lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools \
-	web e2e node-tools chromium
+.PHONY: setup run test test-fast flow lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools
 
 setup: $(VENV)/.synced
 
@@ -44,32 +43,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix service tests bench
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache $(WEB)/node_modules $(WEB)/dist
-
-# The example web app (examples/web, on the TypeScript SDK) and its browser tests. They need Node 20+ and npm, so
-# they are not part of `make test`; `make run` serves the app at /demo/ once `make web` has built it.
-WEB := examples/web
-SDK := sdk/typescript
-
-node-tools:
-	@command -v npm >/dev/null || { echo "make web needs Node 20+ and npm: apt-get install nodejs npm" >&2; exit 1; }
-
-$(SDK)/node_modules/.package-lock.json: $(SDK)/package-lock.json | node-tools
-	cd $(SDK) && npm ci --no-audit --no-fund
-
-$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json $(SDK)/node_modules/.package-lock.json | node-tools
-	cd $(WEB) && npm ci --no-audit --no-fund
-
-web: $(WEB)/node_modules/.package-lock.json
-	cd $(SDK) && npm run build
-	cd $(WEB) && npm run typecheck && npm run build
-
-# Debian's Chromium: Playwright's own browser download is not used.
-chromium:
-	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
-
-e2e: setup web chromium
-	cd $(WEB) && CHROMIUM_PATH="$$(command -v chromium)" npx playwright test
+	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
 
 # Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
 # does, and start everything they need: a throwaway redis-server, the emulator, the service variants and H.
@@ -127,3 +101,33 @@ image: setup
 	  $(if $(wildcard $(CA_BUNDLE)),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) \
 	  --build-arg PYTHON_IMAGE=$$base -t $(IMAGE) .
 	deploy/container/smoke.sh $(IMAGE)
+
+# The example web app (examples/web, on the TypeScript SDK) and its browser tests. They need Node 20+ and npm, so
+# they are not part of `make test`; `make run` serves the app at /demo/ once `make web` has built it.
+WEB := examples/web
+SDK := sdk/typescript
+
+.PHONY: web e2e clean-web node-tools chromium
+
+node-tools:
+	@command -v npm >/dev/null || { echo "make web needs Node 20+ and npm: apt-get install nodejs npm" >&2; exit 1; }
+
+$(SDK)/node_modules/.package-lock.json: $(SDK)/package-lock.json | node-tools
+	cd $(SDK) && npm ci --no-audit --no-fund
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json $(SDK)/node_modules/.package-lock.json | node-tools
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+web: $(WEB)/node_modules/.package-lock.json
+	cd $(SDK) && npm run build
+	cd $(WEB) && npm run typecheck && npm run build
+
+# Debian's Chromium: Playwright's own browser download is not used.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+
+e2e: setup web chromium
+	cd $(WEB) && CHROMIUM_PATH="$$(command -v chromium)" npx playwright test
+
+clean-web:
+	rm -rf $(WEB)/node_modules $(WEB)/dist $(WEB)/artifacts $(WEB)/test-results
