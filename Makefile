@@ -121,3 +121,33 @@ image: setup
 	  $(if $(wildcard $(CA_BUNDLE)),--secret id=ca-bundle$(comma)src=$(CA_BUNDLE)) \
 	  --build-arg PYTHON_IMAGE=$$base -t $(IMAGE) .
 	deploy/container/smoke.sh $(IMAGE)
+
+# The example web app (examples/web, on the TypeScript SDK) and its browser tests. They need Node 20+ and npm, so
+# they are not part of `make test`; `make run` serves the app at /demo/ once `make web` has built it.
+WEB := examples/web
+SDK := sdk/typescript
+
+.PHONY: web e2e clean-web node-tools chromium
+
+node-tools:
+	@command -v npm >/dev/null || { echo "make web needs Node 20+ and npm: apt-get install nodejs npm" >&2; exit 1; }
+
+$(SDK)/node_modules/.package-lock.json: $(SDK)/package-lock.json | node-tools
+	cd $(SDK) && npm ci --no-audit --no-fund
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package-lock.json $(SDK)/node_modules/.package-lock.json | node-tools
+	cd $(WEB) && npm ci --no-audit --no-fund
+
+web: $(WEB)/node_modules/.package-lock.json
+	cd $(SDK) && npm run build
+	cd $(WEB) && npm run typecheck && npm run build
+
+# Debian's Chromium: Playwright's own browser download is not used.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && apt-get install -y chromium; }
+
+e2e: setup web chromium
+	cd $(WEB) && CHROMIUM_PATH="$$(command -v chromium)" npx playwright test
+
+clean-web:
+	rm -rf $(WEB)/node_modules $(WEB)/dist $(WEB)/artifacts $(WEB)/test-results

@@ -12,6 +12,7 @@ import uvicorn
 from redis import Redis
 from redis.exceptions import RedisError
 
+from service import demo
 from service.app import create_app
 from service.emulator import EmulatorConfig, create_emulator_app
 from service.http.auth import issue_dev_token
@@ -78,11 +79,13 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
         if settings.auth_jwt_secret
         else "(AUTH_JWKS_URL is set: bring your own)"
     )
+    web = f"{base}{demo.PREFIX}/" if demo.is_built() else "not built: `make web` builds it (needs Node), then restart"
     print(
         "\n".join(
             [
                 "Card onboarding BFF - local stack",
                 f"  service:   {base}/v1/card-onboarding   (API docs: {base}/schema/swagger, OpenAPI: {base}/schema/openapi.json)",
+                f"  web demo:  {web}",
                 f"  emulator:  http://{host}:{emulator_port}   (codes it sent: http://{host}:{emulator_port}/_emulator/outbox)",
                 f"  redis:     {redis_url}"
                 + ("   (the dev stack's own database, emptied at start)" if redis_url != "memory://" else ""),
@@ -95,6 +98,7 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
         ),
         flush=True,
     )
+    api = demo.mounted(create_app(settings), token=token if settings.auth_jwt_secret else None)
     servers = [
         uvicorn.Server(
             uvicorn.Config(
@@ -107,9 +111,7 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
             )
         ),
         uvicorn.Server(
-            uvicorn.Config(
-                create_app(settings), host=host, port=port, log_level="warning", access_log=False, log_config=None
-            )
+            uvicorn.Config(api, host=host, port=port, log_level="warning", access_log=False, log_config=None)
         ),
     ]
 

@@ -13,10 +13,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from service import demo
 from tests.conftest import ROOT, free_port, stop, wait_until_listening
 
 
-def start_dev(redis_url: str) -> tuple[subprocess.Popen[bytes], str, str, str]:
+def start_dev(redis_url: str) -> tuple[subprocess.Popen[bytes], str, str, str, list[str]]:
     port, emulator_port = free_port(), free_port()
     env = {**os.environ, "REDIS_URL": redis_url}
     env.pop("AUTH_JWKS_URL", None)
@@ -30,21 +31,23 @@ def start_dev(redis_url: str) -> tuple[subprocess.Popen[bytes], str, str, str]:
         stderr=subprocess.PIPE,
     )
     token = ""
+    banner: list[str] = []
     assert process.stdout is not None
     for raw in process.stdout:
         line = raw.decode().strip()
+        banner.append(line)
         if line.startswith("token:"):
             token = line.split()[1]
         if line == "Try:":
             break
     wait_until_listening(port, process)
     wait_until_listening(emulator_port, process)
-    return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}", token
+    return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{emulator_port}", token, banner
 
 
 @pytest.fixture
 def dev(redis_url: str, redis_admin: object) -> Iterator[tuple[str, str, str]]:
-    process, service, emulator, token = start_dev(redis_url)
+    process, service, emulator, token, _ = start_dev(redis_url)
     try:
         yield service, emulator, token
     finally:
@@ -88,7 +91,7 @@ def test_the_readme_walk_runs_as_written_and_answers_what_its_comments_say(dev: 
 
 
 def test_the_dev_stack_falls_back_to_memory_when_redis_is_unreachable() -> None:
-    process, service, _, token = start_dev(f"redis://127.0.0.1:{free_port()}/0")
+    process, service, _, token, _ = start_dev(f"redis://127.0.0.1:{free_port()}/0")
     try:
         response = httpx.get(f"{service}/v1/card-onboarding", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert response.status_code == 200
@@ -98,6 +101,20 @@ def test_the_dev_stack_falls_back_to_memory_when_redis_is_unreachable() -> None:
         assert process.stderr is not None
         err = process.stderr.read().decode()
     assert "not reachable; using an in-process store (memory://)" in err
+
+
+def test_the_dev_stack_says_where_the_web_demo_is_or_how_to_build_it(redis_url: str, redis_admin: object) -> None:
+    process, service, _, _, banner = start_dev(redis_url)
+    try:
+        (line,) = [line for line in banner if line.startswith("web demo:")]
+        if demo.is_built():
+            assert line.split()[-1] == f"{service}/demo/"
+            assert httpx.get(f"{service}/demo/", timeout=10).status_code == 200
+        else:
+            assert "make web" in line
+            assert httpx.get(f"{service}/demo/", timeout=10).status_code == 404
+    finally:
+        stop(process)
 
 
 def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -132,7 +149,7 @@ def test_a_dev_token_names_the_user_and_is_accepted_by_the_dev_stack(dev: tuple[
 
 
 def test_the_dev_stack_logs_json_off_a_terminal_as_documented(redis_url: str, redis_admin: object) -> None:
-    process, service, _, token = start_dev(redis_url)
+    process, service, _, token, _ = start_dev(redis_url)
     try:
         response = httpx.get(f"{service}/v1/card-onboarding", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert response.status_code == 200
