@@ -170,7 +170,7 @@ def test_the_dev_stack_keeps_its_state_in_a_database_of_its_own_emptied_at_start
     theirs, ours = redis.Redis.from_url(f"{server}/0"), redis.Redis.from_url(f"{server}/15")
     theirs.set("someone:else", b"keep me")
     ours.set("bff:{u:left}:snap", b"from an earlier run")
-    process, service, _, token = start_dev(redis_url)
+    process, service, _, token, _ = start_dev(redis_url)
     try:
         assert ours.get("bff:{u:left}:snap") is None  # the emulator starts empty: so does our state
         started = httpx.post(
