@@ -52,6 +52,7 @@ def test_values_are_parsed_and_trimmed() -> None:
         ({"AUTH_JWT_SECRET": SECRET, "LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"AUTH_JWT_SECRET": SECRET, "CORS_ALLOW_ORIGINS": "*"}, "CORS_ALLOW_ORIGINS"),
         ({"AUTH_JWT_SECRET": SECRET, "YATIVO_TIMEOUT_SECONDS": "0"}, "YATIVO_TIMEOUT_SECONDS"),
+        ({"AUTH_JWT_SECRET": SECRET, "REQUEST_READ_TIMEOUT_SECONDS": "0"}, "REQUEST_READ_TIMEOUT_SECONDS"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
