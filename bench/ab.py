@@ -4,14 +4,16 @@ For a change to the server or its options (QUALITY.md: before and after, as rati
 and `bench` packages are unpacked from git into a temporary directory and run with the same interpreter and
 libraries, so only the code differs. Two paths, each served by both sides: H (the trivial handler, the server
 alone) and the service's GET /livez (the server and the service's outermost layers). Rounds alternate A B, B A;
-the figures are the medians of the per-round ratios (this tree / base), and the peak RSS (VmHWM) of each process
-after all its rounds.
+the figures are the medians of the per-round ratios (this tree / base), the server's CPU time per request (user +
+system, from /proc: unlike throughput, barely moved by other load on a shared machine), and the peak RSS (VmHWM)
+of each process after all its rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import subprocess
 import tarfile
@@ -37,7 +39,12 @@ def start(name: str, cwd: Path, service: bool) -> Proc:
     return Proc(name, python_module("bench.trivial", "--port", str(port)), port, cwd=cwd)
 
 
-def _med(rows: list[tuple[float, float]], i: int) -> float:
+def cpu_seconds(proc: Proc) -> float:
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _med(rows: list[tuple[float, float, float]], i: int) -> float:
     return statistics.median(r[i] for r in rows)
 
 
@@ -52,16 +59,19 @@ def main() -> int:
         base_dir = Path(tmp)
         unpack(args.base, base_dir)
         print(f"this tree vs {args.base}: {args.rounds} rounds of wrk -t1 -c{args.connections} -d{args.seconds:g}s")
-        print("| path | base req/s | this req/s | req/s ratio | base p99 ms | this p99 ms | peak RSS ratio |")
+        print(
+            "| path | req/s, base / this | ratio | p99 ms, base / this | CPU us/request, base / this | ratio | peak RSS |"
+        )
         print("|---|---|---|---|---|---|---|")
         for label, service, path in (("H: trivial handler", False, "/"), ("service GET /livez", True, "/livez")):
             sides = {"base": start(f"base {label}", base_dir, service), "this": start(f"this {label}", ROOT, service)}
             try:
-                results: dict[str, list[tuple[float, float]]] = {"base": [], "this": []}
+                results: dict[str, list[tuple[float, float, float]]] = {"base": [], "this": []}
                 for side in sides.values():  # warm-up, not counted
                     wrk(side.url + path, tokens=None, offset=0, seconds=1, connections=args.connections)
                 for n in range(args.rounds):
                     for name in ("base", "this") if n % 2 == 0 else ("this", "base"):
+                        cpu = cpu_seconds(sides[name])
                         r = wrk(
                             sides[name].url + path,
                             tokens=None,
@@ -71,17 +81,20 @@ def main() -> int:
                         )
                         if r.bad:
                             raise RuntimeError(f"{name} {label}: {r.bad} failed requests")
-                        results[name].append((r.rps, r.p99_ms))
+                        cpu_us = (cpu_seconds(sides[name]) - cpu) / r.requests * 1e6
+                        results[name].append((r.rps, r.p99_ms, cpu_us))
                 peak = {name: side.status_kib("VmHWM") for name, side in sides.items()}
             finally:
                 for side in sides.values():
                     side.stop()
             ratio = statistics.median(t[0] / b[0] for t, b in zip(results["this"], results["base"], strict=True))
-
+            cpu_ratio = statistics.median(t[2] / b[2] for t, b in zip(results["this"], results["base"], strict=True))
+            base, this = results["base"], results["this"]
             print(
-                f"| {label} | {_med(results['base'], 0):,.0f} | {_med(results['this'], 0):,.0f} | {ratio:.3f} | {_med(results['base'], 1):.2f} | "
-                f"{_med(results['this'], 1):.2f} | {peak['this'] / peak['base']:.3f} ({peak['base'] / 1024:.1f} / "
-                f"{peak['this'] / 1024:.1f} MiB) |"
+                f"| {label} | {_med(base, 0):,.0f} / {_med(this, 0):,.0f} | {ratio:.3f} | "
+                f"{_med(base, 1):.2f} / {_med(this, 1):.2f} | {_med(base, 2):.1f} / {_med(this, 2):.1f} | "
+                f"{cpu_ratio:.3f} | {peak['base'] / 1024:.1f} / {peak['this'] / 1024:.1f} MiB "
+                f"({peak['this'] / peak['base']:.3f}) |"
             )
     return 0
 

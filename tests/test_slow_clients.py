@@ -141,6 +141,16 @@ async def test_a_body_sent_a_byte_a_second_is_answered_408_and_the_connection_cl
     }
 
 
+async def test_a_body_still_trickling_after_the_app_answered_is_cut_off_with_its_connection(server: Server) -> None:
+    head = (
+        f"POST {START} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer not-a-token\r\n"
+        "Content-Type: application/json\r\nContent-Length: 64\r\n\r\n"
+    ).encode()
+    slow = await trickle(server.port, head, b"{" + b" " * 63)
+    assert slow.cut_off
+    assert slow.answer.startswith(b"HTTP/1.1 401 ")  # answered at once, without reading the body
+
+
 async def test_other_clients_are_answered_while_200_slow_connections_are_open(server: Server) -> None:
     connected = [asyncio.Event() for _ in range(200)]
     slow = [

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -22,6 +23,8 @@ from service.ops.context import request_info_var
 READ_STARTED = "card_onboarding.read_started"
 # After the deadline the app gets this long to send its 408 before the connection is dropped regardless.
 ANSWER_GRACE_SECONDS = 1.0
+# How often the open connections are checked for a late request: a deadline is acted on at most this late.
+SWEEP_SECONDS = 0.25
 
 BARE_408 = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
@@ -86,25 +89,36 @@ def bounded_httptools(
     """uvicorn's httptools protocol with a deadline on each request's headers (uvicorn has none) and on idle sockets.
 
     `late_answer(waited_seconds)` makes the raw HTTP/1.1 response sent when the headers are late: no request exists
-    yet to answer through the app. uvicorn's own keep-alive timer (`timeout_keep_alive`) closes idle connections; here it is also
-    armed on a new connection, which uvicorn would otherwise keep open for ever while it sends nothing.
+    yet to answer through the app. uvicorn's own keep-alive timer (`timeout_keep_alive`) closes idle connections;
+    here it is also armed on a new connection, which uvicorn would otherwise keep open for ever while it sends
+    nothing. Deadlines are checked by one sweep over the open connections every SWEEP_SECONDS rather than by a
+    timer per request, which cost the trivial handler a measurable share of its time (BENCHMARKS.md).
     """
+    sweeping: asyncio.TimerHandle | None = None
+
+    def sweep(loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        nonlocal sweeping
+        now = loop.time()
+        for connection in list(connections):
+            deadline = getattr(connection, "_read_deadline", None)
+            if deadline is not None and deadline <= now:
+                connection._read_timed_out(now)
+        sweeping = loop.call_later(SWEEP_SECONDS, sweep, loop, connections) if connections else None
 
     class BoundedHttpTools(HttpToolsProtocol):
-        _read_timer: asyncio.TimerHandle | None = None
+        _read_deadline: float | None = None  # while a request is being read
         _read_started = 0.0
         _headers_done = False
         _graced = False
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            nonlocal sweeping
             super().connection_made(transport)
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._cancel_read_timer()
-            super().connection_lost(exc)
+            if sweeping is None:
+                sweeping = self.loop.call_later(SWEEP_SECONDS, sweep, self.loop, self.connections)
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -112,35 +126,29 @@ def bounded_httptools(
             self.scope["extensions"] = {READ_STARTED: started}  # type: ignore[typeddict-unknown-key]
             self._headers_done = False
             self._graced = False
-            self._cancel_read_timer()
-            self._read_timer = self.loop.call_at(started + read_timeout_seconds, self._read_timed_out)
+            self._read_deadline = started + read_timeout_seconds
 
         def on_headers_complete(self) -> None:
             self._headers_done = True
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
-            self._cancel_read_timer()
+            self._read_deadline = None
             super().on_message_complete()
 
-        def _cancel_read_timer(self) -> None:
-            if self._read_timer is not None:
-                self._read_timer.cancel()
-                self._read_timer = None
-
-        def _read_timed_out(self) -> None:
-            self._read_timer = None
+        def _read_timed_out(self, now: float) -> None:
+            self._read_deadline = None
             if self.transport.is_closing():
                 return
             if self._headers_done and not self._graced:
                 # The app is answering 408 at this same deadline (ReadDeadline), or has answered without reading the
                 # body: a moment to write that answer, then the connection goes, still-arriving body and all.
                 self._graced = True
-                self._read_timer = self.loop.call_later(ANSWER_GRACE_SECONDS, self._read_timed_out)
+                self._read_deadline = now + ANSWER_GRACE_SECONDS
                 return
             previous = self.cycle
             if not self._headers_done and (previous is None or previous.response_complete):
-                self.transport.write(late_answer(self.loop.time() - self._read_started))
+                self.transport.write(late_answer(now - self._read_started))
             self.transport.close()
 
     return BoundedHttpTools
