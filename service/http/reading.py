@@ -92,7 +92,7 @@ def bounded_httptools(
     yet to answer through the app. uvicorn's own keep-alive timer (`timeout_keep_alive`) closes idle connections;
     here it is also armed on a new connection, which uvicorn would otherwise keep open for ever while it sends
     nothing. Deadlines are checked by one sweep over the open connections every SWEEP_SECONDS rather than by a
-    timer per request, which cost the trivial handler a measurable share of its time (BENCHMARKS.md).
+    timer per request, which showed in the trivial handler's CPU time per request (README, "Choice of server").
     """
     sweeping: asyncio.TimerHandle | None = None
 
