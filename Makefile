@@ -6,7 +6,9 @@ VENV := .venv
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: setup run test lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools
+FAST_TESTS := tests/test_decide.py tests/test_machine.py tests/test_flow_diagram.py tests/test_core_purity.py tests/test_kyc_link.py tests/test_settings.py tests/test_breaker.py
+
+.PHONY: setup run test test-fast flow lint format emulator openapi clean manifests image bench bench-smoke bench-long bench-tools
 
 setup: $(VENV)/.synced
 
@@ -14,15 +16,20 @@ setup: $(VENV)/.synced
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
+# Where no redis-server is on PATH, the tests' Redis comes from a wheel (the `redis-server` group).
+REDIS_GROUP := $(if $(shell command -v redis-server 2>/dev/null),,--group redis-server)
+
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked
+	$(UV) sync --locked $(REDIS_GROUP)
 	@touch $@
 
 run: setup
 	$(VENV)/bin/python -m service dev
 
+# Not 8090: that is where `make run` starts its own emulator, and the two are often run side by side.
+EMULATOR_PORT ?= 8091
 emulator: setup
-	$(VENV)/bin/python -m service emulator --port 8090
+	$(VENV)/bin/python -m service emulator --port $(EMULATOR_PORT)
 
 test: setup lint
 	$(VENV)/bin/python -m pytest
@@ -30,6 +37,11 @@ test: setup lint
 lint: setup
 	$(VENV)/bin/ruff check service tests bench
 	$(VENV)/bin/ruff format --check service tests bench
+	$(VENV)/bin/lint-imports
+
+# The pure core and the unit tests only (no server, no Redis, no emulator process): seconds, for the edit loop.
+test-fast: setup
+	$(VENV)/bin/python -m pytest -q -m "not slow" $(FAST_TESTS)
 
 format: setup
 	$(VENV)/bin/ruff format service tests bench
@@ -39,11 +51,12 @@ clean:
 	rm -rf $(VENV) $(BENCH_VENV) .tools .pytest_cache
 
 # Benchmarks (BENCHMARKS.md), not part of `make test`. They run in a venv without the dev tools, as the container
-# does, and start everything they need: a throwaway redis-server, the emulator, the service variants and H.
+# does (plus the `memory` extra, for the log-line benchmark's in-process store), and start everything they need:
+# a throwaway redis-server, the emulator, the service variants and H.
 BENCH_VENV := .venv-bench
 
 $(BENCH_VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev
+	UV_PROJECT_ENVIRONMENT=$(BENCH_VENV) $(UV) sync --locked --no-dev --extra memory
 	@touch $@
 
 bench-tools:
@@ -60,6 +73,10 @@ bench-smoke: $(BENCH_VENV)/.synced bench-tools
 # Longer rounds and the growth check over two blocks of a million requests.
 bench-long: $(BENCH_VENV)/.synced bench-tools
 	$(BENCH_VENV)/bin/python -m bench.run --long
+
+# Redraw docs/flow.md from the transition tables (a test fails while it is stale).
+flow: setup
+	$(VENV)/bin/python -m service.onboarding.diagram > docs/flow.md
 
 # Regenerate the committed OpenAPI document after changing the API (a test fails while it drifts).
 openapi: setup

@@ -34,7 +34,7 @@ from service.ops.logs import drain as drain_logs
 from service.ops.tracing import Tracing
 from service.settings import Settings
 from service.storage.flights import Flights
-from service.storage.limits import Limits
+from service.storage.limits import Limits, Quotas
 from service.storage.store import RedisLike, StateStore, connect
 from service.usecases import Onboarding
 from service.yativo import YativoClient
@@ -51,15 +51,17 @@ def livez() -> dict[str, str]:
 
 
 @get("/readyz", operation_id="readyz", tags=["operations"], summary="Ready to serve; dependency health in the body")
-async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, str]]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     state = request.app.state
     redis_ok = await _redis_ok(state.redis)
-    upstream = state.yativo.breaker.state
-    body = {
+    # Circuits refusing calls now (open, or half-open while one probe runs): the Yativo operations', then Redis'.
+    upstream_open = state.yativo.circuits.not_closed()
+    redis_open = [] if state.store.breaker.state is State.CLOSED else [state.store.breaker.name]
+    body: dict[str, Any] = {
         "status": "ready" if state.ready else "not_ready",
         "redis": "ok" if redis_ok else "unavailable",
-        # The circuit breaker's view: "open" after repeated failures, "half_open" while probing.
-        "upstream": "ok" if upstream is State.CLOSED else upstream.value,
+        "upstream": "degraded" if upstream_open else "ok",
+        "openCircuits": upstream_open + redis_open,
     }
     # Degraded dependencies still serve what they can: only starting or stopping takes a pod out.
     return Response(body, status_code=200 if state.ready else HTTP_503_SERVICE_UNAVAILABLE)
@@ -98,16 +100,27 @@ def create_app(
         app.state.redis = store_redis
         app.state.auth = Authenticator(settings)
         redis_breaker = CircuitBreaker(
-            "redis", threshold=3, cooldown=1.0, max_cooldown=5.0, on_change=metrics.breaker_changed
+            "redis",
+            threshold=3,
+            cooldown=1.0,
+            max_cooldown=5.0,
+            on_change=metrics.breaker_changed,
+            on_refusal=metrics.breaker_refused,
         )
         store = StateStore(store_redis, breaker=redis_breaker)
+        quotas = Quotas(
+            start_per_user=settings.start_quota_per_user,
+            start_per_address=settings.start_quota_per_address,
+            phone_per_user=settings.sms_quota_per_user,
+            phone_per_address=settings.sms_quota_per_address,
+        )
         app.state.store = store
         app.state.trusted_proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         app.state.onboarding = Onboarding(
             client,
             store,
             Flights(store_redis, redis_breaker, deadline_seconds=settings.request_deadline_seconds),
-            Limits(store_redis, redis_breaker),
+            Limits(store_redis, redis_breaker, quotas),
             clock=clock,
             resend_cooldown_seconds=settings.email_resend_cooldown_seconds,
             kyc_link_hosts=settings.kyc_link_hosts,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import sys
 
@@ -14,10 +15,8 @@ from service.app import create_app
 from service.emulator import EmulatorConfig, create_emulator_app
 from service.http.auth import issue_dev_token
 from service.ops.logs import configure_logging
-from service.settings import DEFAULT_REDIS_URL, load_settings
+from service.settings import DEFAULT_REDIS_URL, DEV_JWT_SECRET, MEMORY_EXTRA_HINT, ConfigError, load_settings
 
-# Development only: the service refuses nothing about it, so never set it outside a laptop.
-DEV_JWT_SECRET = "dev-only-secret-never-use-in-production-000"
 DEV_SUB = "dev-user"
 
 
@@ -36,9 +35,14 @@ def run_dev(*, host: str, port: int, emulator_port: int) -> int:
     env.setdefault("YATIVO_API_SECRET", "dev-secret")
     if not env.get("AUTH_JWKS_URL"):
         env.setdefault("AUTH_JWT_SECRET", DEV_JWT_SECRET)
-    env.setdefault("LOG_FORMAT", "console")
+    # LOG_FORMAT is left as set: unset, it is console on a terminal and JSON off one, as in production.
     redis_url = env.get("REDIS_URL", DEFAULT_REDIS_URL)
     if not redis_url.startswith("memory://") and not _reachable(redis_url):
+        if importlib.util.find_spec("fakeredis") is None:
+            raise ConfigError(
+                f"Redis at {redis_url} is not reachable and the in-process store needs the 'memory' extra (fakeredis): "
+                f"{MEMORY_EXTRA_HINT}, or set REDIS_URL to a Redis that answers"
+            )
         print(
             f"warning: Redis at {redis_url} is not reachable; using an in-process store (memory://): one process only, forgotten on exit",
             file=sys.stderr,

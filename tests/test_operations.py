@@ -28,7 +28,7 @@ async def test_livez_checks_nothing_and_needs_no_token(bff: Harness) -> None:
 async def test_readyz_reports_redis_and_upstream(bff: Harness) -> None:
     response = await bff.client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "redis": "ok", "upstream": "ok"}
+    assert response.json() == {"status": "ready", "redis": "ok", "upstream": "ok", "openCircuits": []}
 
 
 async def test_metrics_are_prometheus_text(bff: Harness) -> None:
@@ -166,8 +166,9 @@ async def test_metrics_cover_upstream_calls_cache_breakers_and_refusals_without_
         'card_onboarding_upstream_call_duration_seconds_bucket{le="0.005",operation="GET /card-issuer/lookup-customer"}',
         'card_onboarding_state_cache_total{result="hit"}',
         'card_onboarding_state_cache_total{result="miss"}',
-        'card_onboarding_circuit_state{dependency="yativo"}',
-        'card_onboarding_circuit_state{dependency="redis"}',
+        'card_onboarding_circuit_state{circuit="onboard"}',
+        'card_onboarding_circuit_state{circuit="token"}',
+        'card_onboarding_circuit_state{circuit="redis"}',
         'card_onboarding_refusals_total{code="otp_attempts_exceeded",kind="email"}',
     ):
         assert sample in text, sample
