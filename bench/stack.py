@@ -45,13 +45,14 @@ class Proc:
         env: dict[str, str] | None = None,
         core: int = SERVER_CORE,
         stdout: IO[Any] | int = subprocess.DEVNULL,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.popen = subprocess.Popen(
             pinned(argv, core),
-            cwd=ROOT,
+            cwd=cwd,
             env={**os.environ, **(env or {})},
             stdout=stdout,
             stderr=subprocess.PIPE,

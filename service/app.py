@@ -27,6 +27,7 @@ from service.http.docs import DOCS_PATH, assets_router, swagger_plugin
 from service.http.middleware import AnswerOptions, RequestIdMiddleware
 from service.http.openapi import finalize as finalize_openapi
 from service.http.problems import EXCEPTION_HANDLERS
+from service.http.reading import ReadDeadline
 from service.http.routes import REQUEST_BODIES, OnboardingController
 from service.http.webhooks import WebhookReceiver, receive_yativo_webhook
 from service.ops import metrics
@@ -201,5 +202,7 @@ def create_app(
     finalize_openapi(app.openapi_schema, REQUEST_BODIES)
     # Outside Litestar's router, so every answer (404, 405, CORS preflight, errors) gets the id and headers.
     allow = {r.path: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute) and "{" not in r.path}
-    app.asgi_handler = RequestIdMiddleware(AnswerOptions(app.asgi_handler, allow))
+    # ReadDeadline inside RequestIdMiddleware, so a timed-out or abandoned body is logged and counted like any request.
+    read_deadline = ReadDeadline(AnswerOptions(app.asgi_handler, allow), settings.request_read_timeout_seconds)
+    app.asgi_handler = RequestIdMiddleware(read_deadline)
     return app

@@ -35,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_deadline_seconds: float = 8.0
     # How long starting again with the same email resumes instead of sending a new code.
     email_resend_cooldown_seconds: float = 60.0
+    # The time a client has to send a request's headers and body, from its first byte.
+    request_read_timeout_seconds: float = 10.0
     yativo_webhook_secret: str = ""
     # Also accepted while a rotation is under way (Yativo signs with the new one as soon as it is rotated).
     yativo_webhook_secret_previous: str = ""
@@ -201,6 +203,7 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
         request_deadline_seconds=_float(env, "REQUEST_DEADLINE_SECONDS", 8.0, low=0.5, high=60.0),
         email_resend_cooldown_seconds=_float(env, "EMAIL_RESEND_COOLDOWN_SECONDS", 60.0, low=0.0, high=3600.0),
+        request_read_timeout_seconds=_float(env, "REQUEST_READ_TIMEOUT_SECONDS", 10.0, low=0.5, high=120.0),
         yativo_webhook_secret=webhook_secret,
         yativo_webhook_secret_previous=webhook_previous,
         redis_url=_redis_url(env),

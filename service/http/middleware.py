@@ -85,6 +85,7 @@ class RequestIdMiddleware:
                 user=info.user,
                 next_action=info.next_action,
                 upstream_calls=info.upstream_calls,
+                **({"outcome": info.outcome} if info.outcome else {}),
             )
             request_info_var.reset(info_token)
             request_id_var.reset(token)

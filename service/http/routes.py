@@ -56,7 +56,7 @@ def _onboarding(request: Request[Any, Any, Any], user: NamedDependency[User]) ->
 
 
 def _problems(*statuses: int) -> dict[int, ResponseSpec]:
-    common = (401, 422, 429, 502, 503, 504)
+    common = (401, 408, 422, 429, 502, 503, 504)
     return {
         status: ResponseSpec(
             data_container=Problem, media_type=PROBLEM_JSON, description=_DESCRIPTIONS[status], generate_examples=False
@@ -68,6 +68,7 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
 _DESCRIPTIONS = {
     401: "Missing or invalid token (`unauthenticated`, nextAction `sign_in`).",
     404: "No such resource.",
+    408: "The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After.",
     409: "The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`).",
     413: "The request body is over 16 KiB (`payload_too_large`).",
     400: "The request body is not JSON (`malformed_body`).",

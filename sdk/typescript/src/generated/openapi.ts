@@ -603,6 +603,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The request is not valid (`validation_failed`, `email_invalid`, `otp_format_invalid`, `otp_invalid`, `otp_expired`). */
             422: {
                 headers: {
@@ -696,6 +706,16 @@ export interface operations {
             };
             /** @description Missing or invalid token (`unauthenticated`, nextAction `sign_in`). */
             401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -821,6 +841,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`). */
             409: {
                 headers: {
@@ -924,6 +954,16 @@ export interface operations {
             };
             /** @description Missing or invalid token (`unauthenticated`, nextAction `sign_in`). */
             401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -1049,6 +1089,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`). */
             409: {
                 headers: {
@@ -1152,6 +1202,16 @@ export interface operations {
             };
             /** @description Missing or invalid token (`unauthenticated`, nextAction `sign_in`). */
             401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
@@ -1291,6 +1351,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`). */
             409: {
                 headers: {
@@ -1414,6 +1484,16 @@ export interface operations {
             };
             /** @description Missing or invalid token (`unauthenticated`, nextAction `sign_in`). */
             401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After. */
+            408: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
