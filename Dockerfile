@@ -25,6 +25,8 @@ RUN --mount=type=secret,id=ca-bundle \
     && /opt/uv/bin/pip install --no-cache-dir "uv==${UV_VERSION}"
 WORKDIR /app
 # Dependencies first: this layer is rebuilt only when the lock file changes, not on every code change.
+# --no-dev and no --extra: no test tool and no fakeredis (the `memory` extra); tests/test_packaging.py checks this
+# selection against the lock.
 COPY pyproject.toml uv.lock ./
 RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export SSL_CERT_FILE=/run/secrets/ca-bundle; fi \

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -19,6 +20,9 @@ class ConfigError(Exception):
 
 DEFAULT_YATIVO_BASE_URL = "https://crypto-sandbox.yativo.com/api/v1"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# The local stack's token secret (`python -m service dev`, `dev-token`, docker-compose.yml). Development only: the
+# service refuses nothing about it, so never set it outside a laptop.
+DEV_JWT_SECRET = "dev-only-secret-never-use-in-production-000"
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -31,6 +35,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     request_deadline_seconds: float = 8.0
     # How long starting again with the same email resumes instead of sending a new code.
     email_resend_cooldown_seconds: float = 60.0
+    # The time a client has to send a request's headers and body, from its first byte.
+    request_read_timeout_seconds: float = 10.0
     yativo_webhook_secret: str = ""
     # Also accepted while a rotation is under way (Yativo signs with the new one as soon as it is rotated).
     yativo_webhook_secret_previous: str = ""
@@ -43,6 +49,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_allow_origins: tuple[str, ...] = ()
     # Proxies whose X-Forwarded-For is believed when finding the client address for per-address quotas.
     trusted_proxies: tuple[str, ...] = ()
+    # Emails (starts) and SMS (phone requests) per hour, per user and per client address; the reasoning behind
+    # the defaults is in service.storage.limits.Quotas. 0 turns a per-address quota off.
+    start_quota_per_user: int = 10
+    start_quota_per_address: int = 600
+    sms_quota_per_user: int = 5
+    sms_quota_per_address: int = 300
     # Hosts (and their subdomains) a KYC link handed to a frontend may point at.
     kyc_link_hosts: tuple[str, ...] = DEFAULT_KYC_LINK_HOSTS
     log_level: str = "info"
@@ -95,6 +107,30 @@ def _float(env: Mapping[str, str], name: str, default: float, *, low: float, hig
     if not low <= value <= high:
         raise ConfigError(f"{name} must be between {low:g} and {high:g}")
     return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}")
+    return value
+
+
+# The in-process store is fakeredis, which only the `memory` extra installs (the production image has none).
+MEMORY_EXTRA_HINT = "pip install 'card-onboarding-bff[memory]' (or uv sync --extra memory)"
+
+
+def _redis_url(env: Mapping[str, str]) -> str:
+    url = _url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory"))
+    if url.startswith("memory://") and importlib.util.find_spec("fakeredis") is None:
+        raise ConfigError(f"REDIS_URL=memory:// needs the 'memory' extra (fakeredis): {MEMORY_EXTRA_HINT}")
+    return url
 
 
 def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
@@ -167,9 +203,10 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         yativo_timeout_seconds=_float(env, "YATIVO_TIMEOUT_SECONDS", 5.0, low=0.1, high=60.0),
         request_deadline_seconds=_float(env, "REQUEST_DEADLINE_SECONDS", 8.0, low=0.5, high=60.0),
         email_resend_cooldown_seconds=_float(env, "EMAIL_RESEND_COOLDOWN_SECONDS", 60.0, low=0.0, high=3600.0),
+        request_read_timeout_seconds=_float(env, "REQUEST_READ_TIMEOUT_SECONDS", 10.0, low=0.5, high=120.0),
         yativo_webhook_secret=webhook_secret,
         yativo_webhook_secret_previous=webhook_previous,
-        redis_url=_url(env, "REDIS_URL", DEFAULT_REDIS_URL, ("redis", "rediss", "unix", "memory")),
+        redis_url=_redis_url(env),
         redis_cluster=_bool(env, "REDIS_CLUSTER", False),
         auth_jwks_url=jwks_url,
         auth_jwt_secret=jwt_secret,
@@ -177,6 +214,10 @@ def load_settings(env: Mapping[str, str], *, require_auth: bool = True) -> Setti
         auth_audience=env.get("AUTH_AUDIENCE", "").strip(),
         cors_allow_origins=origins,
         trusted_proxies=proxies,
+        start_quota_per_user=_int(env, "START_QUOTA_PER_USER", 10, low=1, high=1000),
+        start_quota_per_address=_int(env, "START_QUOTA_PER_ADDRESS", 600, low=0, high=1_000_000),
+        sms_quota_per_user=_int(env, "SMS_QUOTA_PER_USER", 5, low=1, high=1000),
+        sms_quota_per_address=_int(env, "SMS_QUOTA_PER_ADDRESS", 300, low=0, high=1_000_000),
         kyc_link_hosts=kyc_link_hosts,
         log_level=log_level,
         log_format=log_format,

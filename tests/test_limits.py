@@ -169,12 +169,23 @@ async def test_many_users_from_one_address_hit_the_per_address_quota(
     emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
 ) -> None:
     transport = httpx.ASGITransport(app=emulator_app)
-    async with harness(control, redis_admin, transport=transport, served=True, REDIS_URL=redis_url) as bff:
-        statuses = [
-            (await bff.post("", {"email": f"u{n}@example.com"}, sub=f"user-{n}")).status_code for n in range(61)
-        ]
-    assert statuses[:60] == [200] * 60
-    assert statuses[60] == 429  # the 61st user from 127.0.0.1 this hour
+    async with harness(
+        control, redis_admin, transport=transport, served=True, REDIS_URL=redis_url, START_QUOTA_PER_ADDRESS="5"
+    ) as bff:
+        statuses = [(await bff.post("", {"email": f"u{n}@example.com"}, sub=f"user-{n}")).status_code for n in range(6)]
+    assert statuses == [200] * 5 + [429]  # the 6th user from 127.0.0.1 this hour, with the quota set to 5
+
+
+async def test_a_per_address_quota_of_zero_counts_no_address(
+    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
+) -> None:
+    transport = httpx.ASGITransport(app=emulator_app)
+    async with harness(
+        control, redis_admin, transport=transport, served=True, REDIS_URL=redis_url, START_QUOTA_PER_ADDRESS="0"
+    ) as bff:
+        statuses = [(await bff.post("", {"email": f"u{n}@example.com"}, sub=f"user-{n}")).status_code for n in range(3)]
+    assert statuses == [200] * 3
+    assert not redis_admin.keys("bff:{ip:*")
 
 
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8")]

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012 as DRAFT  # OpenAPI 3.1 schemas are JSON Schema 2020-12
 
 from service.onboarding.user import User
 from tests.conftest import ROOT, Harness
@@ -28,7 +31,7 @@ async def test_livez_checks_nothing_and_needs_no_token(bff: Harness) -> None:
 async def test_readyz_reports_redis_and_upstream(bff: Harness) -> None:
     response = await bff.client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "redis": "ok", "upstream": "ok"}
+    assert response.json() == {"status": "ready", "redis": "ok", "upstream": "ok", "openCircuits": []}
 
 
 async def test_metrics_are_prometheus_text(bff: Harness) -> None:
@@ -90,10 +93,14 @@ def test_the_openapi_document_is_valid_and_precise() -> None:
     operations = [op for item in doc["paths"].values() for op in item.values()]
     ids = [op["operationId"] for op in operations]
     assert len(ids) == len(set(ids)) and all(ids)
-    union = schemas["OnboardingState"]["properties"]["nextAction"]
+    union = schemas["NextAction"]
     assert union["discriminator"]["propertyName"] == "type"
     assert len(union["oneOf"]) == len(union["discriminator"]["mapping"]) == 15
-    assert schemas["Problem"]["properties"]["nextAction"]["discriminator"]["propertyName"] == "type"
+    for carrier in ("OnboardingState", "Problem"):
+        assert schemas[carrier]["properties"]["nextAction"] == {"$ref": "#/components/schemas/NextAction"}
+    assert "NextAction" not in json.dumps({k: v for k, v in schemas.items() if k != "NextAction"}).replace(
+        '"#/components/schemas/NextAction"', ""
+    ), "the union is inlined somewhere instead of referenced"
     for name in union["discriminator"]["mapping"].values():
         variant = schemas[Path(name).name]
         assert "type" in variant["required"] and variant["properties"]["type"]["const"]
@@ -117,7 +124,7 @@ def test_the_openapi_document_is_valid_and_precise() -> None:
             assert {"413", "415"} <= set(op["responses"]), op["operationId"]
         assert op["security"] == [{"BearerToken": []}]
         for status, answer in op["responses"].items():
-            if status != "200":
+            if status not in ("200", "304"):
                 assert list(answer["content"]) == ["application/problem+json"]
 
 
@@ -166,8 +173,9 @@ async def test_metrics_cover_upstream_calls_cache_breakers_and_refusals_without_
         'card_onboarding_upstream_call_duration_seconds_bucket{le="0.005",operation="GET /card-issuer/lookup-customer"}',
         'card_onboarding_state_cache_total{result="hit"}',
         'card_onboarding_state_cache_total{result="miss"}',
-        'card_onboarding_circuit_state{dependency="yativo"}',
-        'card_onboarding_circuit_state{dependency="redis"}',
+        'card_onboarding_circuit_state{circuit="onboard"}',
+        'card_onboarding_circuit_state{circuit="token"}',
+        'card_onboarding_circuit_state{circuit="redis"}',
         'card_onboarding_refusals_total{code="otp_attempts_exceeded",kind="email"}',
     ):
         assert sample in text, sample
@@ -182,3 +190,49 @@ async def test_paths_that_match_no_route_share_one_label_so_probing_cannot_grow_
     assert 'card_onboarding_requests_total{method="GET",path="unmatched",status_code="404"}' in text
     assert "probe-" not in text and "BREW" not in text
     assert 'path="/metrics"' not in text
+
+
+def test_every_answer_declares_its_headers_and_an_example_that_fits_its_schema() -> None:
+    doc = json.loads(COMMITTED.read_text())
+    registry = Registry().with_resource("urn:doc", Resource.from_contents(doc, default_specification=DRAFT))
+    headers = doc["components"]["headers"]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            assert op["operationId"][0].islower() and op["operationId"].isalnum(), op["operationId"]
+            for status, answer in op["responses"].items():
+                named = {ref["$ref"].rsplit("/", 1)[-1] for ref in answer["headers"].values()}
+                assert "X-Request-ID" in named, (path, method, status)
+                problem = "application/problem+json" in answer.get("content", {})
+                if problem and status in ("429", "503", "504"):
+                    assert "Retry-After" in named and headers["Retry-After"]["required"], (path, status)
+                if status == "429":
+                    assert {"RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= named
+                if status == "304":
+                    assert "content" not in answer and "ETag" in named
+                for media_type, media in answer.get("content", {}).items():
+                    assert media.get("examples"), (path, method, status, media_type)
+                    schema = {"$ref": "urn:doc#" + media["schema"]["$ref"][1:]} if "$ref" in media["schema"] else {}
+                    validator = Draft202012Validator(schema, registry=registry)
+                    for name, example in media["examples"].items():
+                        errors = [e.message for e in validator.iter_errors(example["value"])]
+                        assert not errors, (path, method, status, name, errors)
+    get_state = doc["paths"]["/v1/card-onboarding"]["get"]["responses"]
+    assert "ETag" in {ref["$ref"].rsplit("/", 1)[-1] for ref in get_state["200"]["headers"].values()}
+    assert "304" in get_state
+    assert "503" in doc["paths"]["/readyz"]["get"]["responses"]
+
+
+def test_problem_codes_and_card_statuses_are_closed_enums_of_what_the_service_sends() -> None:
+    from service.http.problems import CODES
+    from service.onboarding.actions import CARD_STATUSES
+
+    schemas = json.loads(COMMITTED.read_text())["components"]["schemas"]
+    assert set(schemas["Problem"]["properties"]["code"]["enum"]) == set(CODES)
+    assert set(schemas["CardView"]["properties"]["status"]["enum"]) == CARD_STATUSES
+
+
+def test_a_card_status_the_provider_adds_later_is_shown_as_unknown() -> None:
+    from service.onboarding.actions import CardView
+
+    assert CardView("1234", "frozen").status == "frozen"
+    assert CardView("1234", "suspended_by_issuer").status == "unknown"  # type: ignore[arg-type]

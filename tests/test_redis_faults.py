@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import Harness, free_port, harness, stop, wait_until_listening
+from tests.conftest import Harness, free_port, harness, redis_server, stop, wait_until_listening
 from tests.journey import EMAIL, action, drive
 
 
@@ -28,7 +28,7 @@ class OwnRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

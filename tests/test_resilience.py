@@ -11,10 +11,13 @@ from typing import Any
 import httpx
 import pytest
 
-from service.ops.breaker import CircuitBreaker, State
+from service.ops.breaker import State
+from service.yativo.circuits import Circuits
 from tests.conftest import Harness, harness
 from tests.faulty_upstream import FaultyUpstream
 from tests.journey import EMAIL, action, drive
+
+pytestmark = pytest.mark.retries  # these tests are about the upstream retries
 
 DEADLINE = 1.5
 
@@ -167,7 +170,11 @@ async def test_an_unknown_flow_status_is_a_safe_next_action_not_a_500(bff: Harne
     )
     response = await bff.post("/email-verification", {"code": await bff.last_code(EMAIL, "email")})
     assert response.status_code == 200
-    assert action(response)["type"] in ("contact_support", "retry_later")
+    assert action(response) == {
+        "type": "contact_support",
+        "endpoint": {"method": "GET", "path": "/v1/card-onboarding"},
+        "reason": "unknown_state",
+    }
     assert "quantum" not in response.text and "levitate" not in response.text
 
 
@@ -189,14 +196,14 @@ async def test_upstream_garbage_is_502_and_none_of_it_reaches_the_frontend(bff: 
 
 async def test_a_long_outage_opens_the_breaker_which_answers_at_once_and_recovers_by_itself(bff: Harness) -> None:
     now = [1000.0]
-    breaker = CircuitBreaker("yativo", threshold=3, cooldown=5.0, clock=lambda: now[0])
-    bff.client.app.state.yativo._breaker = breaker
+    bff.client.app.state.yativo._circuits = Circuits(threshold=3, cooldown=5.0, clock=lambda: now[0])
+    breaker = bff.client.app.state.yativo.circuits["lookup"]
     await bff.fault({"path": "/card-issuer/*", "status": 503, "body": "<html>down</html>"})
     for _ in range(3):
         assert_retry_later(await bff.get(), 503, "upstream_unavailable")
     assert breaker.state is State.OPEN
     ready = await bff.client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["upstream"] == "open"
+    assert ready.status_code == 200 and ready.json()["openCircuits"] == ["lookup"]
     calls_before = len(await bff.calls())
     response = await bff.get()
     assert_retry_later(response, 503, "upstream_unavailable")
@@ -206,7 +213,7 @@ async def test_a_long_outage_opens_the_breaker_which_answers_at_once_and_recover
     response = await bff.get()
     assert response.status_code == 200 and action(response)["type"] == "provide_email"
     assert breaker.state is State.CLOSED
-    assert (await bff.client.get("/readyz")).json()["upstream"] == "ok"
+    assert (await bff.client.get("/readyz")).json()["openCircuits"] == []
 
 
 async def test_a_refused_connection_is_503_retry_later(

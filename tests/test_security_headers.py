@@ -20,8 +20,8 @@ EXPECTED = {
 ALLOWED = "https://app.example.com"
 
 
-def assert_secure(response: httpx.Response) -> None:
-    for name, value in EXPECTED.items():
+def assert_secure(response: httpx.Response, cache_control: str = "no-store") -> None:
+    for name, value in {**EXPECTED, "cache-control": cache_control}.items():
         assert response.headers.get_list(name) == [value], (name, response.status_code)
     assert response.headers["x-request-id"]
 
@@ -46,7 +46,8 @@ async def test_every_answer_carries_the_security_headers(
 ) -> None:
     response = await bff.client.request(method, path, json=body, headers=bff.auth())
     assert response.status_code == status, response.text
-    assert_secure(response)
+    # The state's GET is the one answer a browser may keep, for this user, revalidating it (tests/test_etag.py).
+    assert_secure(response, "private, no-cache" if (method, path) == ("GET", "/v1/card-onboarding") else "no-store")
 
 
 async def test_a_401_and_a_413_carry_the_security_headers(bff: Harness) -> None:
@@ -179,3 +180,38 @@ async def test_options_and_405_name_every_method_of_the_path(bff: Harness, path:
     assert trace.json()["code"] == "method_not_allowed"
     assert sorted(m.strip() for m in trace.headers["allow"].split(",")) == allow.split(", ")
     assert await bff.calls() == []
+
+
+SDK_PREFLIGHT = {
+    "Access-Control-Request-Method": "GET",
+    "Access-Control-Request-Headers": "authorization,content-type,idempotency-key,if-none-match,x-request-id",
+}
+EXPOSED = {"etag", "retry-after", "x-request-id", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
+
+
+@pytest.mark.parametrize("cors_client", [ALLOWED], indirect=True)
+async def test_a_browser_may_send_every_header_the_sdk_sends(cors_client: Any) -> None:
+    preflight = await cors_client.options("/v1/card-onboarding", headers={"Origin": ALLOWED, **SDK_PREFLIGHT})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ALLOWED
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {"authorization", "content-type", "idempotency-key", "if-none-match", "x-request-id"} <= allowed
+
+
+async def test_a_page_on_an_allowed_origin_can_read_the_etag_retry_after_and_request_id(
+    emulator_app: Any, control: httpx.AsyncClient, redis_url: str, redis_admin: Any
+) -> None:
+    from tests.conftest import harness
+
+    transport = httpx.ASGITransport(app=emulator_app)
+    async with harness(control, redis_admin, transport=transport, REDIS_URL=redis_url, CORS_ALLOW_ORIGINS=ALLOWED) as h:
+        state = await h.get(headers={"Origin": ALLOWED})
+        await h.fault({"path": "*", "status": 503})
+        refused = await h.post("", {"email": EMAIL}, headers={"Origin": ALLOWED})
+    assert state.status_code == 200 and state.headers["etag"]
+    assert refused.status_code == 503 and refused.headers["retry-after"]
+    assert {v.strip().lower() for v in state.headers["vary"].split(",")} >= {"origin", "authorization"}
+    for response in (state, refused):
+        assert response.headers["access-control-allow-origin"] == ALLOWED
+        exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
+        assert exposed >= EXPOSED, response.status_code

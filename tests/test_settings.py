@@ -52,12 +52,35 @@ def test_values_are_parsed_and_trimmed() -> None:
         ({"AUTH_JWT_SECRET": SECRET, "LOG_FORMAT": "xml"}, "LOG_FORMAT"),
         ({"AUTH_JWT_SECRET": SECRET, "CORS_ALLOW_ORIGINS": "*"}, "CORS_ALLOW_ORIGINS"),
         ({"AUTH_JWT_SECRET": SECRET, "YATIVO_TIMEOUT_SECONDS": "0"}, "YATIVO_TIMEOUT_SECONDS"),
+        ({"AUTH_JWT_SECRET": SECRET, "REQUEST_READ_TIMEOUT_SECONDS": "0"}, "REQUEST_READ_TIMEOUT_SECONDS"),
+        ({"AUTH_JWT_SECRET": SECRET, "START_QUOTA_PER_USER": "0"}, "START_QUOTA_PER_USER"),
+        ({"AUTH_JWT_SECRET": SECRET, "SMS_QUOTA_PER_ADDRESS": "lots"}, "SMS_QUOTA_PER_ADDRESS"),
+        ({"AUTH_JWT_SECRET": SECRET, "START_QUOTA_PER_ADDRESS": "-1"}, "START_QUOTA_PER_ADDRESS"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(env)
     assert named in str(caught.value)
+
+
+def test_the_sending_quotas_are_read_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "AUTH_JWT_SECRET": SECRET,
+            "START_QUOTA_PER_USER": "3",
+            "START_QUOTA_PER_ADDRESS": "0",
+            "SMS_QUOTA_PER_USER": "2",
+            "SMS_QUOTA_PER_ADDRESS": " 1000 ",
+        }
+    )
+    quotas = (
+        settings.start_quota_per_user,
+        settings.start_quota_per_address,
+        settings.sms_quota_per_user,
+        settings.sms_quota_per_address,
+    )
+    assert quotas == (3, 0, 2, 1000)
 
 
 def test_secrets_never_appear_in_the_printed_settings() -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import JWT_SECRET, ROOT, FakeClock, Harness, free_port, serve_env, start_module, stop
 from tests.journey import EMAIL
+from tests.leakguard import SINK, configure_suite_logging
 
 GATEWAY_TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 GATEWAY_TRACEPARENT = f"00-{GATEWAY_TRACE_ID}-00f067aa0ba902b7-01"
@@ -99,6 +100,58 @@ async def test_a_request_and_its_upstream_calls_share_one_trace(traced: tuple[Ha
     sent = [header for header in upstream.seen if header is not None]
     assert sent and all(header.split("-")[1] == f"{server.context.trace_id:032x}" for header in sent)
     assert all(s.resource.attributes["service.name"] == "card-onboarding-bff" for s in spans)
+
+
+def logged_since(before: int) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in "".join(SINK.lines[before:]).splitlines() if line.startswith("{")]
+
+
+async def test_every_line_a_traced_request_logs_carries_its_trace_and_span_ids(
+    traced: tuple[Harness, Any, Any],
+) -> None:
+    from opentelemetry.trace import SpanKind
+
+    bff, recorded, _ = traced
+    before = len(SINK.lines)
+    response = await bff.post("", {"email": EMAIL}, headers={"traceparent": GATEWAY_TRACEPARENT})
+    assert response.status_code == 200
+    (server,) = [s for s in recorded.finished() if s.kind == SpanKind.SERVER]
+    lines = logged_since(before)
+    request = [line for line in lines if line["event"] == "request"]
+    upstream = [line for line in lines if line["event"] == "upstream_call"]
+    assert len(request) == 1 and upstream
+    # The request line is written once the server span has ended: it names that span, in the gateway's trace.
+    assert (request[0]["trace_id"], request[0]["span_id"]) == (GATEWAY_TRACE_ID, f"{server.context.span_id:016x}")
+    assert {line["trace_id"] for line in upstream} == {GATEWAY_TRACE_ID}
+    assert all(len(line["span_id"]) == 16 and int(line["span_id"], 16) for line in upstream)
+
+
+async def test_without_tracing_no_line_carries_a_trace_id(bff: Harness) -> None:
+    before = len(SINK.lines)
+    response = await bff.post("", {"email": EMAIL}, headers={"traceparent": GATEWAY_TRACEPARENT})
+    assert response.status_code == 200
+    lines = logged_since(before)
+    assert [line["event"] for line in lines if line["event"] == "request"] == ["request"]
+    assert not [line for line in lines if "trace_id" in line or "span_id" in line]
+
+
+def test_the_trace_id_processor_is_in_the_logging_chain_only_when_tracing_is_configured() -> None:
+    import io
+
+    import structlog
+
+    from service.ops.logs import configure_logging
+    from service.settings import load_settings
+
+    def chain(**env: str) -> list[str]:
+        configure_logging(load_settings({"AUTH_JWT_SECRET": "x" * 32, **env}), stream=io.BytesIO())
+        return [getattr(p, "__name__", type(p).__name__) for p in structlog.get_config()["processors"]]
+
+    try:
+        assert "add_trace_ids" not in chain()
+        assert "add_trace_ids" in chain(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
+    finally:
+        configure_suite_logging()
 
 
 async def test_probes_and_metrics_make_no_spans(traced: tuple[Harness, Any, Any]) -> None:

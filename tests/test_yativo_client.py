@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.ops.breaker import CircuitBreaker, State
+from service.ops.breaker import State
 from service.ops.context import request_id_var
 from service.yativo import (
     SofAnswer,
@@ -23,7 +23,10 @@ from service.yativo import (
     YativoClient,
     parse_retry_after,
 )
+from service.yativo.circuits import Circuits
 from tests.conftest import free_port
+
+pytestmark = pytest.mark.retries  # these tests are about the upstream retries
 
 
 class Upstream:
@@ -432,13 +435,13 @@ async def test_a_refused_connection_is_retried_a_bounded_number_of_times() -> No
 async def test_the_breaker_opens_after_repeated_failures_and_recovers_by_itself(upstream: Upstream) -> None:
     now = [1000.0]
     client = upstream.client
-    client._breaker = CircuitBreaker("test", threshold=3, cooldown=5.0, clock=lambda: now[0])
+    client._circuits = Circuits(threshold=3, cooldown=5.0, clock=lambda: now[0])
     await up_token(upstream)
     await upstream.fault(path="/yativo-card/customers/*", status=503, body="down")
     for _ in range(3):
         with pytest.raises(UpstreamUnavailable):
             await client.kyc_status("yc_1")  # a read: retried, so one call here may be several upstream
-    assert client.breaker.state is State.OPEN
+    assert client.circuits["kyc_status"].state is State.OPEN
     before = len(await upstream.calls("/kyc-status"))
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable) as caught:
@@ -451,15 +454,15 @@ async def test_the_breaker_opens_after_repeated_failures_and_recovers_by_itself(
     now[0] += 5.0
     with pytest.raises(UpstreamRejected):
         await client.kyc_status("yc_1")  # the probe reaches the upstream, which answers "not found"
-    assert client.breaker.state is State.CLOSED
+    assert client.circuits["kyc_status"].state is State.CLOSED
 
 
 async def test_business_refusals_never_open_the_breaker(upstream: Upstream) -> None:
-    upstream.client._breaker = CircuitBreaker("test", threshold=2)
+    upstream.client._circuits = Circuits(threshold=2, minimum_calls=2)
     for _ in range(5):
         with pytest.raises(UpstreamRejected):
             await upstream.client.kyc_status("yc_unknown")
-    assert upstream.client.breaker.state is State.CLOSED
+    assert upstream.client.circuits["kyc_status"].state is State.CLOSED
 
 
 async def test_a_huge_answer_is_refused_without_being_buffered_whole(upstream: Upstream) -> None:

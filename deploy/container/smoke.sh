@@ -13,8 +13,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The image has no in-process store (fakeredis is a test and local-stack extra): point it at an address where no Redis
+# answers; the service still serves and /readyz says 200 with "redis": "unavailable".
 buildah run --isolation chroot --network host --user 10001:10001 \
-  --env REDIS_URL=memory:// --env AUTH_JWT_SECRET=smoke-test-secret-0123456789abcdef --env LOG_FORMAT=console \
+  --env REDIS_URL=redis://127.0.0.1:1/0 --env AUTH_JWT_SECRET=smoke-test-secret-0123456789abcdef --env LOG_FORMAT=console \
   "$ctr" -- python -m service serve --host 127.0.0.1 --port "$port" >/dev/null 2>&1 &
 server=$!
 

@@ -16,6 +16,8 @@ class EmulatorConfig(msgspec.Struct, frozen=True, kw_only=True):
     kyc_auto_approve_seconds: float | None = 3.0
     token_ttl_seconds: int = 3600
     otp_ttl_seconds: int = 600
+    # Onboarding again while a code is pending sends a new one once the last is this old (or expired or spent).
+    otp_resend_seconds: int = 60
     # The docs show two kyc-link bodies (live page vs docs repo); "both" returns the union.
     kyc_link_shape: KycLinkShape = "sumsub"
     # After KYC approval the customer's wallet ("safe") is still being deployed for this long.

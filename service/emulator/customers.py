@@ -18,8 +18,10 @@ from service.emulator.store import (
 # The emulator's choices where the docs are silent:
 # - An email burned by a reset answers 409 EMAIL_ALREADY_REGISTERED.
 # - The fifth wrong try of one email code answers 400 OTP_ATTEMPTS_EXCEEDED and the code is dead from
-#   then on. Repeating onboard while otp_requested sends a new code only when the current one is expired
-#   or dead (the assumption the service is built on); otherwise nothing is sent.
+#   then on. Repeating onboard while otp_requested sends a new code, which replaces the old one, when the
+#   current code is expired, dead or older than otp_resend_seconds (60); sooner, nothing is sent. The docs
+#   name no resend endpoint for card customers: starting again is how the service renews a code (the
+#   assumption it is built on), and it does so only after its own resend cooldown or for a dead code.
 # - A reset once a card exists answers 409 CARD_ALREADY_ISSUED.
 
 MAX_EMAIL_LENGTH: Final = 254
@@ -151,7 +153,12 @@ class Customers:
                 },
             )
         code = customer.email_code
-        if status == "otp_requested" and (code is None or code.dead or now >= code.expires_at):
+        resend_due = (
+            code is None
+            or code.dead
+            or now >= min(code.expires_at, code.sent_at + self._store.config.otp_resend_seconds)
+        )
+        if status == "otp_requested" and resend_due:
             customer.email_code = self._store.send_code(customer.email, "email", now)
         data = {"yativo_card_id": customer.yativo_card_id, "flow_status": status, "next_step": resume_step(status)}
         if found_by_email:

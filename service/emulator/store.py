@@ -45,6 +45,7 @@ class Refusal(Exception):
 class SentCode(msgspec.Struct, kw_only=True):
     code: str
     expires_at: float
+    sent_at: float = 0.0
     failed_attempts: int = 0
 
     @property
@@ -215,7 +216,7 @@ class Store:
 
     def send_code(self, to: str, kind: str, now: float) -> SentCode:
         """A fresh code for `to`, "sent" by putting it in the outbox."""
-        code = SentCode(code=six_digits(), expires_at=now + self.config.otp_ttl_seconds)
+        code = SentCode(code=six_digits(), expires_at=now + self.config.otp_ttl_seconds, sent_at=now)
         self.outbox.append(OutboxMessage(to=to, kind=kind, code=code.code, sent_at=iso(now)))
         return code
 

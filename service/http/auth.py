@@ -19,6 +19,8 @@ log = structlog.get_logger(__name__)
 JWKS_ALGORITHMS = ("RS256", "ES256")
 HS_ALGORITHMS = ("HS256",)
 MAX_TOKEN_BYTES = 8192
+# A `sub` is an identifier, not text to show: at most this many characters, every one printable.
+MAX_SUB_CHARS = 255
 LEEWAY_SECONDS = 30
 JWKS_TTL_SECONDS = 300.0
 # However many unknown `kid`s arrive, the identity provider is asked at most this often.
@@ -159,7 +161,10 @@ class Authenticator:
         except jwt.PyJWTError as exc:
             raise Unauthenticated(type(exc).__name__) from None
         sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 255:
+        # isprintable() is False for control and format characters, separators other than the space, unassigned
+        # code points and lone surrogates (which JSON can carry as "\ud800" but which cannot be encoded for the
+        # ids derived from `sub`).
+        if not isinstance(sub, str) or not sub or len(sub) > MAX_SUB_CHARS or not sub.isprintable():
             raise Unauthenticated("bad subject")
         # PyJWT has checked that `exp` is a number and not past (with the leeway).
         return User(sub), float(claims["exp"]) + LEEWAY_SECONDS, jwk

@@ -24,6 +24,10 @@ SECURITY_HEADERS = (
     (b"referrer-policy", b"no-referrer"),
 )
 _OURS = frozenset(name for name, _ in SECURITY_HEADERS) | {b"x-request-id"}
+# The one Cache-Control a handler may set instead of no-store: the conditional GET of the caller's state, which a
+# browser may keep for that user but must revalidate before every use (service/http/conditional.py).
+REVALIDATE = b"private, no-cache"
+_REVALIDATED = (*(h for h in SECURITY_HEADERS if h[0] != b"cache-control"), (b"cache-control", REVALIDATE))
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
 
@@ -39,7 +43,7 @@ class RequestIdMiddleware:
             return
         incoming = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         request_id = incoming.decode() if incoming is not None and _SANE.match(incoming) else uuid.uuid4().hex
-        added = (*SECURITY_HEADERS, (b"x-request-id", request_id.encode()))
+        id_header = (b"x-request-id", request_id.encode())
         token = request_id_var.set(request_id)
         info = RequestInfo()
         info_token = request_info_var.set(info)
@@ -51,9 +55,14 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                # Ours replace any a handler set (one Cache-Control, never two that disagree).
-                kept = [h for h in message.get("headers", ()) if h[0].lower() not in _OURS]
-                message["headers"] = [*kept, *added]
+                # Ours replace any a handler set (one Cache-Control, never two that disagree), except the one
+                # revalidation policy.
+                headers = message.get("headers", ())
+                kept = [h for h in headers if h[0].lower() not in _OURS]
+                if any(k.lower() == b"cache-control" and v == REVALIDATE for k, v in headers):
+                    message["headers"] = [*_vary_by_token(kept), *_REVALIDATED, id_header]
+                else:
+                    message["headers"] = [*kept, *SECURITY_HEADERS, id_header]
             await send(message)
 
         try:
@@ -76,10 +85,18 @@ class RequestIdMiddleware:
                 user=info.user,
                 next_action=info.next_action,
                 upstream_calls=info.upstream_calls,
+                **({"outcome": info.outcome} if info.outcome else {}),
             )
             request_info_var.reset(info_token)
             request_id_var.reset(token)
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _vary_by_token(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """A kept answer differs per user: Vary on Authorization, merged with what CORS set (it replaces, not adds)."""
+    vary = [v for k, v in headers if k.lower() == b"vary"]
+    others = [h for h in headers if h[0].lower() != b"vary"]
+    return [*others, (b"vary", b", ".join([*vary, b"Authorization"]))]
 
 
 class AnswerOptions:

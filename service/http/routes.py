@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 
 from service.http.auth import Authenticator
+from service.http.conditional import conditional
 from service.http.problems import PROBLEM_JSON, Problem
 from service.onboarding.actions import OnboardingState
 from service.onboarding.inputs import CodeRequest, PhoneRequest, SourceOfFundsRequest, StartRequest
@@ -55,7 +56,7 @@ def _onboarding(request: Request[Any, Any, Any], user: NamedDependency[User]) ->
 
 
 def _problems(*statuses: int) -> dict[int, ResponseSpec]:
-    common = (401, 422, 429, 502, 503, 504)
+    common = (401, 408, 422, 429, 502, 503, 504)
     return {
         status: ResponseSpec(
             data_container=Problem, media_type=PROBLEM_JSON, description=_DESCRIPTIONS[status], generate_examples=False
@@ -67,6 +68,7 @@ def _problems(*statuses: int) -> dict[int, ResponseSpec]:
 _DESCRIPTIONS = {
     401: "Missing or invalid token (`unauthenticated`, nextAction `sign_in`).",
     404: "No such resource.",
+    408: "The request's headers or body took longer than REQUEST_READ_TIMEOUT_SECONDS to arrive (`request_timeout`); see Retry-After.",
     409: "The step is not the current one (`step_not_available`) or the email cannot be used (`email_unavailable`).",
     413: "The request body is over 16 KiB (`payload_too_large`).",
     400: "The request body is not JSON (`malformed_body`).",
@@ -99,8 +101,11 @@ class OnboardingController(Controller):
     }
 
     @get("/", operation_id="getCardOnboarding", summary="The caller's current state", responses=_problems())
-    async def current(self, user: NamedDependency[User], onboarding: NamedDependency[Onboarding]) -> OnboardingState:
-        return _noted(await onboarding.current(user))
+    async def current(
+        self, request: Request[Any, Any, Any], user: NamedDependency[User], onboarding: NamedDependency[Onboarding]
+    ) -> Response[OnboardingState]:
+        # The poll while KYC or the account is pending: a client that has this state gets a 304 without a body.
+        return conditional(_noted(await onboarding.current(user)), request.headers.get("if-none-match"))
 
     @post(
         "/",

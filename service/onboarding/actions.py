@@ -146,9 +146,20 @@ class Progress(msgspec.Struct, frozen=True, rename="camel"):
     total_steps: int = TOTAL_STEPS
 
 
+# The card statuses Yativo documents (Get Customer) plus `stolen` from its card webhooks, lower-cased. The upstream
+# set is open (list-cards has free-text `status_name`): anything else is shown as `unknown`, so a frontend's
+# exhaustive switch stays exhaustive when Yativo adds a status.
+CardStatus: TypeAlias = Literal["active", "frozen", "blocked", "lost", "stolen", "voided", "unknown"]
+CARD_STATUSES: frozenset[str] = frozenset(CardStatus.__args__)  # type: ignore[attr-defined]
+
+
 class CardView(msgspec.Struct, frozen=True, rename="camel"):
     last_four: str | None
-    status: str
+    status: CardStatus
+
+    def __post_init__(self) -> None:
+        if self.status not in CARD_STATUSES:
+            msgspec.structs.force_setattr(self, "status", "unknown")
 
 
 class OnboardingState(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):

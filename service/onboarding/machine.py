@@ -10,7 +10,8 @@ The rules, in words (the tables below say the same):
 - A request for a step that is not the current one is refused `step_not_available` before its input is looked at.
 - Starting again while an email code is pending: same email, code alive, tries left and sent less than the cooldown
   ago -> a resume (no upstream call, no quota); same email after the cooldown, or the code expired or spent -> one
-  new code; another email -> start over. Past the email steps, starting again is a resume.
+  new code; another email -> start over (the unverified customer is reset upstream, then onboarded with the new
+  email). Past the email steps, starting again is a resume.
 - A wrong code costs a try; the fifth spends the code: the answer says so and offers a new code at once
   (`verify_email_code` with `resendAvailableAt` now). Only the per-user hourly limit answers `retry_later`.
 - An upstream answer that contradicts our snapshot (`INVALID_FLOW_STATE`, `CUSTOMER_NOT_FOUND`) means the snapshot is
@@ -79,12 +80,15 @@ DEFAULT_RESEND_COOLDOWN_SECONDS = 60
 class Route(msgspec.Struct, frozen=True):
     """One frontend call: where it lives, the nextAction types it may be asked in, and its upstream effect.
 
-    `answers_as_is`: nextAction types in which the call is a resume, answered from the state without any effect.
+    `leads_to`: the nextAction types a success can answer (checked against real walks by the tests; the flow diagram
+    in docs/flow.md is drawn from it). `answers_as_is`: nextAction types in which the call is a resume, answered
+    from the state without any effect.
     """
 
     endpoint: Endpoint
     allowed: frozenset[str]
     effect: str | None
+    leads_to: tuple[str, ...] = ()
     answers_as_is: frozenset[str] = frozenset()
 
 
@@ -104,15 +108,38 @@ _PAST_EMAIL = frozenset(
 )
 ROUTES: dict[str, Route] = {
     "current": Route(GET_STATE, frozenset(), None),
-    "start": Route(START, frozenset({"provide_email", "verify_email_code"}), "onboard", _PAST_EMAIL),
-    "verify_email": Route(Endpoint("POST", EMAIL_VERIFICATION), frozenset({"verify_email_code"}), "verify_otp"),
-    "kyc_session": Route(Endpoint("POST", KYC_SESSION), frozenset({"complete_kyc"}), "kyc_link"),
-    "source_of_funds": Route(
-        Endpoint("POST", SOURCE_OF_FUNDS), frozenset({"answer_source_of_funds"}), "source_of_funds"
+    "start": Route(
+        START, frozenset({"provide_email", "verify_email_code"}), "onboard", ("verify_email_code",), _PAST_EMAIL
     ),
-    "phone": Route(Endpoint("POST", PHONE), frozenset({"provide_phone", "verify_phone_code"}), "phone"),
-    "verify_phone": Route(Endpoint("POST", PHONE_VERIFICATION), frozenset({"verify_phone_code"}), "verify_phone"),
-    "card": Route(Endpoint("POST", CARD), frozenset({"create_card", "wait_for_account"}), "card", frozenset({"done"})),
+    "verify_email": Route(
+        Endpoint("POST", EMAIL_VERIFICATION), frozenset({"verify_email_code"}), "verify_otp", ("complete_kyc",)
+    ),
+    "kyc_session": Route(Endpoint("POST", KYC_SESSION), frozenset({"complete_kyc"}), "kyc_link", ("complete_kyc",)),
+    "source_of_funds": Route(
+        Endpoint("POST", SOURCE_OF_FUNDS), frozenset({"answer_source_of_funds"}), "source_of_funds", ("provide_phone",)
+    ),
+    "phone": Route(
+        Endpoint("POST", PHONE), frozenset({"provide_phone", "verify_phone_code"}), "phone", ("verify_phone_code",)
+    ),
+    "verify_phone": Route(
+        Endpoint("POST", PHONE_VERIFICATION),
+        frozenset({"verify_phone_code"}),
+        "verify_phone",
+        ("create_card", "wait_for_account"),
+    ),
+    "card": Route(
+        Endpoint("POST", CARD),
+        frozenset({"create_card", "wait_for_account"}),
+        "card",
+        ("done", "wait_for_account"),
+        frozenset({"done"}),
+    ),
+}
+# What only the upstream moves, seen on a GET (polled): waiting state -> the nextAction types it can turn into.
+POLLED: dict[str, tuple[str, ...]] = {
+    "complete_kyc": ("wait_for_kyc", "answer_source_of_funds", "contact_support"),
+    "wait_for_kyc": ("complete_kyc", "answer_source_of_funds", "contact_support"),
+    "wait_for_account": ("create_card", "done"),
 }
 
 
@@ -161,6 +188,23 @@ def start_resumes(snapshot: Snapshot, email: str, now: float) -> bool:
         and snapshot.email_resend_at is not None
         and now < snapshot.email_resend_at
     )
+
+
+def start_restarts(snapshot: Snapshot, email: str) -> bool:
+    """Another email while the first is not verified yet: the customer made with the first is reset, so the flow
+    starts over with this one (the upstream keeps one customer per user, and burns the first email)."""
+    return (
+        snapshot.customer_id is not None
+        and tag(decide(snapshot)) == "verify_email_code"
+        and snapshot.email_digest is not None  # unknown (an older snapshot): never reset on a guess
+        and snapshot.email_digest != email_digest(email)
+    )
+
+
+def restarted(snapshot: Snapshot) -> Snapshot:
+    """The customer was reset upstream: nothing of it is kept."""
+    del snapshot
+    return Snapshot()
 
 
 def code_sent(
@@ -337,6 +381,28 @@ def _resumed_by_refusal(route: str, code: str, snapshot: Snapshot, now: float) -
 def unexpected_rejection() -> Refusal:
     """An upstream refusal this service has no meaning for: safe to show only "contact support"."""
     return Refusal("upstream_bad_response", ContactSupport(reason="unknown_state"))
+
+
+# How the upstream failed (the adapter's exception, named by the shell) -> the problem code answered.
+TIMEOUT = "timeout"
+UNAVAILABLE = "unavailable"
+CREDENTIALS_REFUSED = "credentials_refused"
+BAD_RESPONSE = "bad_response"
+UPSTREAM_FAILURES: dict[str, str] = {
+    TIMEOUT: "upstream_timeout",
+    UNAVAILABLE: "upstream_unavailable",  # a 429 from the upstream and an open circuit too
+    CREDENTIALS_REFUSED: "upstream_unavailable",  # our own API credentials: an operator problem, never the user's
+    BAD_RESPONSE: "upstream_bad_response",
+}
+# Our credentials refused: nothing changes for a while, so frontends need not come back sooner.
+CREDENTIALS_RETRY_SECONDS = 30
+
+
+def upstream_failure(route: str, failure: str, retry_after: float | None = None) -> Refusal:
+    """The upstream failed or could not be asked: try this call again later (nothing is lost, every step repeats)."""
+    if failure == CREDENTIALS_REFUSED:
+        retry_after = CREDENTIALS_RETRY_SECONDS
+    return refuse(UPSTREAM_FAILURES[failure], ROUTES[route].endpoint, retry_after=retry_after)
 
 
 def stale(fresh: Snapshot) -> Refusal:

@@ -11,12 +11,16 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 class RequestInfo:
     """What the canonical request log line reports beyond method, path and status; filled in as the request runs."""
 
-    __slots__ = ("next_action", "upstream_calls", "user")
+    __slots__ = ("next_action", "outcome", "span", "upstream_calls", "user")
 
     def __init__(self) -> None:
         self.user: str | None = None
         self.next_action: str | None = None
         self.upstream_calls = 0
+        # Set only when the request ended without being read: "client_closed" or "request_timeout".
+        self.outcome: str | None = None
+        # The request's server span, when tracing is on: the request line is written after that span has ended.
+        self.span: object | None = None
 
 
 request_info_var: ContextVar[RequestInfo | None] = ContextVar("request_info", default=None)

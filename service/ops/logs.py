@@ -1,4 +1,4 @@
-"""Logging set-up, in one place: structlog to stdout, JSON off a TTY, request context, and redaction of secrets and PII."""
+"""Logging set-up, in one place: structlog to stdout, JSON off a TTY, request and trace context, and redaction of secrets and PII."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import IO, Any
 import msgspec
 import structlog
 
+from service.ops.context import request_info_var
 from service.settings import Settings
 
 _LEVELS = {
@@ -93,6 +94,28 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
         elif not isinstance(value, (int, float, bool)) and value is not None:
             event[key] = _clean(value, 0)
     return event
+
+
+def trace_ids_processor() -> structlog.types.Processor:
+    """A structlog processor adding the current OpenTelemetry span's `trace_id` and `span_id`, spelled as OTLP
+    backends show them. Built (and OpenTelemetry imported) only when tracing is on: off, no processor runs at all.
+
+    The request line is written after the request's server span has ended, so outside any span it falls back to
+    the span the tracing hook kept for the request (service/ops/tracing.py)."""
+    from opentelemetry.trace import get_current_span
+
+    def add_trace_ids(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+        context = get_current_span().get_span_context()
+        if not context.is_valid:
+            info = request_info_var.get()
+            if info is None or info.span is None:
+                return event
+            context = info.span.get_span_context()  # type: ignore[attr-defined]
+        event["trace_id"] = format(context.trace_id, "032x")
+        event["span_id"] = format(context.span_id, "016x")
+        return event
+
+    return add_trace_ids
 
 
 def _encode_json(event: dict[str, Any], *, default: Any = repr) -> bytes:
@@ -184,14 +207,16 @@ def _flush_at_exit() -> None:
 atexit.register(_flush_at_exit)
 
 
-def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> None:
+def configure_logging(settings: Settings, *, stream: IO[Any] | None = None, trace_ids: bool | None = None) -> None:
     """`stream` replaces stdout and stderr (JSON lines, bytes from structlog and text from the stdlib): the tests
-    use it to read every line the service writes."""
+    use it to read every line the service writes. `trace_ids` (default: whether tracing is configured) adds
+    `trace_id` and `span_id` to every line logged inside a traced request; while off, no processor is added."""
     global _writer  # the one writer of this process, for drain() and the exit handler
     if _writer is not None:
         _writer.flush()  # lines held for the stream being replaced
         _writer = None
     level = _LEVELS[settings.log_level]
+    traced = bool(settings.otel_exporter_otlp_endpoint) if trace_ids is None else trace_ids
     console = stream is None and (
         settings.log_format == "console" or (settings.log_format == "" and sys.stdout.isatty())
     )
@@ -200,6 +225,7 @@ def configure_logging(settings: Settings, *, stream: IO[Any] | None = None) -> N
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        *([trace_ids_processor()] if traced else []),
         # Last before rendering, so it also sees the formatted exception and every bound or merged value.
         redact,
     ]

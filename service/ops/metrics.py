@@ -42,8 +42,8 @@ def observe_request(method: str, path: str, status: int, seconds: float) -> None
 
 UPSTREAM_CALLS = Counter(
     f"{PREFIX}_upstream_calls_total",
-    "Calls to the card provider, by operation and outcome (ok, rejected, unavailable, timeout, bad_response, "
-    "circuit_open).",
+    "Calls to the card provider, by operation and outcome (ok, rejected, rate_limited, unavailable, timeout, "
+    "bad_response, auth_failed, circuit_open, cancelled).",
     ["operation", "outcome"],
 )
 UPSTREAM_SECONDS = Histogram(
@@ -63,10 +63,24 @@ FLIGHT_JOINS = Counter(
     "in this process (local) or on another replica (remote).",
     ["where"],
 )
-BREAKER_STATE = Gauge(
+CIRCUIT_STATE = Gauge(
     f"{PREFIX}_circuit_state",
-    "Circuit breaker state per dependency: 0 closed, 1 half-open, 2 open.",
-    ["dependency"],
+    "Circuit breaker state: 0 closed, 1 half-open, 2 open. One circuit per upstream operation "
+    "(service.yativo.circuits) and `redis`.",
+    ["circuit"],
+)
+CIRCUIT_REFUSALS = Counter(
+    f"{PREFIX}_circuit_refusals_total",
+    "Calls refused without trying because their circuit was open (or its one probe was in flight).",
+    ["circuit"],
+)
+# Answers served from what we last knew instead of failing; `reason` names the refresh that could not be had
+# (service.usecases counts them: kyc_status, account).
+DEGRADED = Counter(
+    f"{PREFIX}_degraded_answers_total",
+    "Answers given from the last known state because an upstream refresh failed or its circuit was open, by the "
+    "refresh (reason).",
+    ["reason"],
 )
 REFUSALS = Counter(
     f"{PREFIX}_refusals_total",
@@ -78,4 +92,8 @@ _STATE_VALUE = {State.CLOSED: 0, State.HALF_OPEN: 1, State.OPEN: 2}
 
 
 def breaker_changed(name: str, state: State) -> None:
-    BREAKER_STATE.labels(name).set(_STATE_VALUE[state])
+    CIRCUIT_STATE.labels(name).set(_STATE_VALUE[state])
+
+
+def breaker_refused(name: str) -> None:
+    CIRCUIT_REFUSALS.labels(name).inc()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from service.ops.context import request_info_var
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -29,7 +31,12 @@ class Tracing:
         if provider is not None:
             from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 
-            config = OpenTelemetryConfig(tracer_provider=provider, exclude=UNTRACED_PATHS, exclude_spans=["receive"])
+            config = OpenTelemetryConfig(
+                tracer_provider=provider,
+                exclude=UNTRACED_PATHS,
+                exclude_spans=["receive"],
+                server_request_hook_handler=_remember_server_span,
+            )
             self.plugins.append(OpenTelemetryPlugin(config))
 
     @classmethod
@@ -56,6 +63,13 @@ class Tracing:
         """Export what is still buffered; the SDK blocks, so do it off the event loop."""
         if self.provider is not None:
             await asyncio.to_thread(self.provider.shutdown)
+
+
+def _remember_server_span(span: Any, _scope: Any) -> None:
+    """Keep the request's server span for its log line, which is written outside it (service/ops/logs.py)."""
+    info = request_info_var.get()
+    if info is not None:
+        info.span = span
 
 
 def instrument_upstream(http: Any, provider: TracerProvider | None) -> None:

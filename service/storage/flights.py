@@ -34,14 +34,6 @@ from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
 from service.storage import keys, unit
 from service.storage.store import SNAPSHOT_TTL_SECONDS, owner_key, record
-from service.yativo import (
-    UpstreamAuthFailed,
-    UpstreamBadResponse,
-    UpstreamRejected,
-    UpstreamTimeout,
-    UpstreamUnavailable,
-    YativoError,
-)
 
 log = structlog.get_logger(__name__)
 
@@ -86,52 +78,29 @@ return 2
 
 
 class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What a run ended with, as followers on other replicas need it to answer the same."""
+    """What a run ended with, as followers on other replicas need it to answer the same: an answer or a refusal."""
 
     state: OnboardingState | None = None
     code: str | None = None
     action: NextAction | None = None
-    error: str | None = None
-    status: int | None = None
     retry_after: float | None = None
+    headers: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, result: OnboardingState | BaseException) -> Outcome:
+    def of(cls, result: OnboardingState | Refusal) -> Outcome:
         if isinstance(result, OnboardingState):
             return cls(state=result)
-        if isinstance(result, Refusal):
-            return cls(code=result.code, action=result.action, retry_after=result.retry_after)
-        if isinstance(result, UpstreamRejected):
-            return cls(error="rejected", code=result.code, status=result.status)
-        if isinstance(result, UpstreamTimeout):
-            return cls(error="timeout", retry_after=result.retry_after)
-        if isinstance(result, UpstreamUnavailable):
-            return cls(error="unavailable", status=result.status, retry_after=result.retry_after)
-        if isinstance(result, UpstreamAuthFailed):
-            return cls(error="auth_failed")
-        return cls(error="bad_response", status=getattr(result, "status", None))
+        return cls(code=result.code, action=result.action, retry_after=result.retry_after, headers=result.headers)
 
     def unwrap(self) -> OnboardingState:
         if self.state is not None:
             return self.state
-        if self.error is None and self.code is not None and self.action is not None:
-            raise Refusal(self.code, self.action, retry_after=self.retry_after)
-        if self.error == "rejected":
-            raise UpstreamRejected(self.status or 400, self.code or "UNKNOWN")
-        if self.error == "timeout":
-            raise UpstreamTimeout("the same request timed out on another replica", retry_after=self.retry_after)
-        if self.error == "unavailable":
-            raise UpstreamUnavailable(
-                "the same request failed on another replica", status=self.status, retry_after=self.retry_after
-            )
-        if self.error == "auth_failed":
-            raise UpstreamAuthFailed("the same request failed on another replica")
-        raise UpstreamBadResponse("the same request failed on another replica", status=self.status)
+        assert self.code is not None and self.action is not None
+        raise Refusal(self.code, self.action, retry_after=self.retry_after, headers=self.headers)
 
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_outcome = msgspec.msgpack.Decoder(Outcome).decode
-_SHAREABLE = (Refusal, YativoError)
 
 
 class _Flight:
@@ -152,8 +121,16 @@ class Flights:
         self._begin_script: Any = None
         self._finish_script: Any = None
 
-    async def run(self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]]) -> OnboardingState:
-        """Run `work` once for all identical concurrent calls, within the request deadline."""
+    async def run(
+        self,
+        uid: str,
+        flight_id: str,
+        work: Callable[[], Awaitable[OnboardingState]],
+        *,
+        on_deadline: Callable[[], Refusal],
+    ) -> OnboardingState:
+        """Run `work` once for all identical concurrent calls, within the request deadline (past it, the refusal
+        `on_deadline` makes is the answer, waiting in line included)."""
         deadline_at = asyncio.get_running_loop().time() + self._deadline  # counts from here, waiting included
         try:
             async with asyncio.timeout_at(deadline_at):
@@ -163,8 +140,8 @@ class Flights:
                         return await asyncio.shield(running.task)
                     await asyncio.wait([running.task])  # another step of this user: one at a time
         except TimeoutError:
-            raise UpstreamTimeout("request deadline reached while waiting for this user's other request") from None
-        task = asyncio.ensure_future(self._lead(uid, flight_id, work, deadline_at))
+            raise on_deadline() from None
+        task = asyncio.ensure_future(self._lead(uid, flight_id, work, deadline_at, on_deadline))
         flight = self._local[uid] = _Flight(flight_id, task)
 
         def done(finished: asyncio.Future[OnboardingState]) -> None:
@@ -178,12 +155,17 @@ class Flights:
         return await asyncio.shield(task)
 
     async def _lead(
-        self, uid: str, flight_id: str, work: Callable[[], Awaitable[OnboardingState]], deadline_at: float
+        self,
+        uid: str,
+        flight_id: str,
+        work: Callable[[], Awaitable[OnboardingState]],
+        deadline_at: float,
+        on_deadline: Callable[[], Refusal],
     ) -> OnboardingState:
         token = secrets.token_hex(8)
         holding = f"{token}|{flight_id}"
         held: unit.Unit | None = None
-        result: OnboardingState | BaseException
+        result: OnboardingState | Refusal
         try:
             async with asyncio.timeout_at(deadline_at):
                 while True:
@@ -198,9 +180,9 @@ class Flights:
                     unit.begin(held)
                 result = await work()
         except TimeoutError:
-            # The deadline passed; a create may have gone through upstream, so the next request reconciles first.
-            result = UpstreamTimeout("request deadline reached", maybe_committed=True)
-        except _SHAREABLE as exc:
+            # The deadline passed (a create cut off by it was marked unsettled by the shell, and is reconciled first).
+            result = on_deadline()
+        except Refusal as exc:
             result = exc
         except BaseException:
             if held is not None:

@@ -19,6 +19,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+import msgspec
 import structlog
 from redis.exceptions import NoScriptError, RedisError
 
@@ -32,8 +33,38 @@ log = structlog.get_logger(__name__)
 WINDOW_SECONDS = 3600
 CODE_ATTEMPTS_PER_ISSUE = 5
 CODE_ATTEMPTS_PER_HOUR = 10
-# Each start can send an email and each phone request an SMS: both cost money and can be used to spam.
-QUOTAS = {"start": (10, 60), "phone": (5, 30)}  # action -> (per user, per client address) per hour
+
+
+class Quotas(msgspec.Struct, frozen=True, kw_only=True):
+    """How many emails (starts) and SMS (phone requests) one user, and one client address, may ask for per hour.
+
+    Each start can send an email and each phone request an SMS: both cost money and can be used to spam.
+
+    Per user (the token's `sub`, issued by our identity provider) is the real control: a person who mistypes an
+    address or misses a code needs a handful, not more.
+
+    Per address is only a backstop against one machine scripting many accounts, and must not be a per-person
+    limit: one IPv4 address is often a mobile carrier's CGNAT egress, shared by hundreds or thousands of
+    subscribers at once, or an office, campus or hotel NAT, and a campaign can bring many of them to the flow
+    in the same hour. 600 starts an hour (10 a minute) lets a shared address onboard that many people, while one
+    address still cannot make us send more than 300 SMS an hour. IPv6 clients are counted per /64 (one
+    subscriber). 0 turns a per-address quota off (say, when the gateway limits by address itself). Behind a
+    gateway, set TRUSTED_PROXIES, or every client counts as the gateway's one address.
+    """
+
+    start_per_user: int = 10
+    start_per_address: int = 600
+    phone_per_user: int = 5
+    phone_per_address: int = 300
+
+    def of(self, action: str) -> tuple[int, int]:
+        """(per user, per client address) for an action, "start" or "phone"."""
+        if action == "start":
+            return self.start_per_user, self.start_per_address
+        return self.phone_per_user, self.phone_per_address
+
+
+DEFAULT_QUOTAS = Quotas()
 
 # Count one more against each key (a new key starts its window with SET NX, so its first count costs no EXPIRE);
 # if one goes past its limit, take the counts back, so a refused try costs nothing, and report each key's count
@@ -90,9 +121,10 @@ class LimitExceeded(Exception):
 
 
 class Limits:
-    def __init__(self, redis: Any, breaker: CircuitBreaker) -> None:
+    def __init__(self, redis: Any, breaker: CircuitBreaker, quotas: Quotas = DEFAULT_QUOTAS) -> None:
         self._redis = redis
         self._breaker = breaker
+        self._quotas = quotas
         self._script: Any = None
         self._refund: Any = None
 
@@ -135,10 +167,10 @@ class Limits:
 
     async def quota(self, uid: str, client_ip: str | None, action: str) -> None:
         """Count one `action` ("start"/"phone") for the user and for the client address; raise past a quota."""
-        per_user, per_address = QUOTAS[action]
+        per_user, per_address = self._quotas.of(action)
         user_key = layout.user_quota(uid, action)
         try:
-            if not client_ip:
+            if not client_ip or per_address <= 0:
                 (counted, [(_, ttl)]), address = await self._count([user_key], [per_user]), None
             else:
                 # One script per key (on a Redis Cluster a user's and an address's keys live in different slots),

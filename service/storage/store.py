@@ -55,7 +55,12 @@ class StateStore:
     def __init__(self, redis: RedisLike, *, breaker: CircuitBreaker | None = None) -> None:
         self.redis = redis
         self.breaker = breaker or CircuitBreaker(
-            "redis", threshold=3, cooldown=1.0, max_cooldown=5.0, on_change=metrics.breaker_changed
+            "redis",
+            threshold=3,
+            cooldown=1.0,
+            max_cooldown=5.0,
+            on_change=metrics.breaker_changed,
+            on_refusal=metrics.breaker_refused,
         )
 
     async def load(self, uid: str) -> Snapshot | None:

@@ -18,6 +18,8 @@ from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
 from service.ops.context import count_upstream_call, request_id_var
 from service.ops.tracing import instrument_upstream
+from service.yativo import circuits as op
+from service.yativo.circuits import Circuits
 from service.yativo.errors import (
     ErrorData,
     UpstreamAuthFailed,
@@ -29,6 +31,7 @@ from service.yativo.errors import (
 from service.yativo.models import (
     CardList,
     Customer,
+    CustomerReset,
     FlowStep,
     KycLink,
     KycStatus,
@@ -57,6 +60,7 @@ RETRY_ATTEMPTS = 3
 RETRY_BUDGET_SECONDS = 2.0
 # A 429 asking for a longer wait than this is passed on to the frontend as retry_later instead.
 MAX_INLINE_RETRY_AFTER_SECONDS = 1.0
+TOKEN_OPERATION = "POST /auth/token"
 
 
 class _Envelope(msgspec.Struct, Generic[T], kw_only=True):
@@ -120,10 +124,10 @@ class YativoClient:
         timeout_seconds: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
-        breaker: CircuitBreaker | None = None,
+        circuits: Circuits | None = None,
         tracer_provider: Any = None,
     ) -> None:
-        self._breaker = breaker or CircuitBreaker("yativo", on_change=metrics.breaker_changed)
+        self._circuits = circuits or Circuits()
         self._api_key = api_key
         self._api_secret = api_secret
         self._clock = clock
@@ -142,8 +146,8 @@ class YativoClient:
         instrument_upstream(self._http, tracer_provider)
 
     @property
-    def breaker(self) -> CircuitBreaker:
-        return self._breaker
+    def circuits(self) -> Circuits:
+        return self._circuits
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -159,27 +163,42 @@ class YativoClient:
     async def onboard(self, email: str, external_customer_id: str, *, idempotency_key: str | None = None) -> Onboarded:
         body = {"email": email, "external_customer_id": external_customer_id}
         return await self._call(
-            "POST", "/yativo-card/customers/onboard", Onboarded, json=body, idempotency_key=idempotency_key
+            op.ONBOARD, "POST", "/yativo-card/customers/onboard", Onboarded, json=body, idempotency_key=idempotency_key
         )
 
     async def verify_otp(self, card_id: str, otp: str, *, idempotency_key: str | None = None) -> FlowStep:
         return await self._call(
-            "POST", _customer(card_id, "verify-otp"), FlowStep, json={"otp": otp}, idempotency_key=idempotency_key
+            op.EMAIL_OTP,
+            "POST",
+            _customer(card_id, "verify-otp"),
+            FlowStep,
+            json={"otp": otp},
+            idempotency_key=idempotency_key,
+        )
+
+    async def reset_customer(self, card_id: str, *, idempotency_key: str | None = None) -> CustomerReset:
+        """Delete a customer whose email is not verified yet, so the user can start over with another email
+        (the old email can never be used again: the upstream burns it)."""
+        return await self._call(
+            op.RESET, "POST", _customer(card_id, "reset"), CustomerReset, json={}, idempotency_key=idempotency_key
         )
 
     async def kyc_link(self, card_id: str) -> KycLink:
-        return await self._call("GET", _customer(card_id, "kyc-link"), KycLink)
+        return await self._call(op.KYC_LINK, "GET", _customer(card_id, "kyc-link"), KycLink)
 
     async def kyc_status(self, card_id: str) -> KycStatus:
-        return await self._call("GET", _customer(card_id, "kyc-status"), KycStatus)
+        return await self._call(op.KYC_STATUS, "GET", _customer(card_id, "kyc-status"), KycStatus)
 
     async def source_of_funds_questions(self, card_id: str, *, locale: str = "en") -> SofQuestions:
-        return await self._call("GET", _customer(card_id, "source-of-funds"), SofQuestions, params={"locale": locale})
+        return await self._call(
+            op.SOF_QUESTIONS, "GET", _customer(card_id, "source-of-funds"), SofQuestions, params={"locale": locale}
+        )
 
     async def submit_source_of_funds(
         self, card_id: str, answers: Sequence[SofAnswer], *, idempotency_key: str | None = None
     ) -> SofSubmitted:
         return await self._call(
+            op.SOF_ANSWERS,
             "POST",
             _customer(card_id, "source-of-funds"),
             SofSubmitted,
@@ -192,6 +211,7 @@ class YativoClient:
     ) -> PhoneRequested:
         # The upstream's only camelCase field.
         return await self._call(
+            op.PHONE,
             "POST",
             _customer(card_id, "phone/request-verification"),
             PhoneRequested,
@@ -202,6 +222,7 @@ class YativoClient:
     async def verify_phone(self, card_id: str, code: str, *, idempotency_key: str | None = None) -> PhoneVerified:
         # `code` here, where email verification says `otp`.
         return await self._call(
+            op.SMS_OTP,
             "POST",
             _customer(card_id, "phone/verify"),
             PhoneVerified,
@@ -211,11 +232,11 @@ class YativoClient:
 
     async def create_virtual_card(self, card_id: str, *, idempotency_key: str | None = None) -> VirtualCard:
         return await self._call(
-            "POST", _customer(card_id, "cards/virtual"), VirtualCard, json={}, idempotency_key=idempotency_key
+            op.CARD, "POST", _customer(card_id, "cards/virtual"), VirtualCard, json={}, idempotency_key=idempotency_key
         )
 
     async def list_cards(self, card_id: str) -> CardList:
-        return await self._call("GET", _customer(card_id, "cards"), CardList)
+        return await self._call(op.CARD_LIST, "GET", _customer(card_id, "cards"), CardList)
 
     # --- card-issuer namespace ----------------------------------------------------------------
 
@@ -224,7 +245,7 @@ class YativoClient:
         if len(identifier) != 1:
             raise TypeError("lookup_customer takes exactly one identifier")
         try:
-            return await self._call("GET", "/card-issuer/lookup-customer", Customer, params=identifier)
+            return await self._call(op.LOOKUP, "GET", "/card-issuer/lookup-customer", Customer, params=identifier)
         except UpstreamRejected as exc:
             if exc.code == "CUSTOMER_NOT_FOUND":
                 return None
@@ -232,7 +253,8 @@ class YativoClient:
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         try:
-            return await self._call("GET", f"/card-issuer/customers/{quote(customer_id, safe='')}", Customer)
+            path = f"/card-issuer/customers/{quote(customer_id, safe='')}"
+            return await self._call(op.CUSTOMER, "GET", path, Customer)
         except UpstreamRejected as exc:
             if exc.code == "CUSTOMER_NOT_FOUND":
                 return None
@@ -242,6 +264,7 @@ class YativoClient:
 
     async def _call(
         self,
+        circuit: str,
         method: str,
         path: str,
         kind: type[T],
@@ -263,11 +286,12 @@ class YativoClient:
             wait_jitter=0.05,
         ):
             with attempt:
-                return await self._attempt(operation, method, path, kind, content, params, idempotency_key)
+                return await self._attempt(circuit, operation, method, path, kind, content, params, idempotency_key)
         raise AssertionError("unreachable: stamina re-raises the last failure")  # pragma: no cover
 
     async def _attempt(
         self,
+        circuit: str,
         operation: str,
         method: str,
         path: str,
@@ -276,66 +300,55 @@ class YativoClient:
         params: Mapping[str, str] | None,
         idempotency_key: str | None,
     ) -> T:
-        wait = self._breaker.allow()
+        breaker = self._circuits[circuit]
+        wait = breaker.allow()
         if wait is not None:
             metrics.UPSTREAM_CALLS.labels(operation, "circuit_open").inc()
-            raise UpstreamUnavailable("circuit open", retry_after=max(wait, 1.0), circuit_open=True)
+            raise UpstreamUnavailable(f"{circuit} circuit open", retry_after=wait, circuit_open=True)
+        try:
+            token = await self._access_token()
+        except BaseException:
+            breaker.release()  # the token circuit has judged this; the operation itself was never tried
+            raise
         started = time.perf_counter()
         outcome = "ok"
         status: int | None = None
+        token_failure: BaseException | None = None
         try:
-            token = await self._access_token()
             response = await self._send(method, path, token, content, params, idempotency_key)
             if response.status_code == 401:
                 # The token may have been revoked or expired early: refresh once, retry once.
                 self._forget(token)
-                token = await self._access_token()
+                try:
+                    token = await self._access_token()
+                except BaseException as exc:
+                    token_failure = exc
+                    raise
                 response = await self._send(method, path, token, content, params, idempotency_key)
                 if response.status_code == 401:
                     raise UpstreamAuthFailed("the upstream refused a freshly issued access token")
             status = response.status_code
             result = _read(response, kind)
-        except UpstreamRejected:
-            outcome = "rejected"  # the upstream is up and said no: not a reason to open the circuit
-            self._breaker.success()
-            raise
-        except UpstreamTimeout:
-            outcome = "timeout"
-            self._breaker.failure()
-            raise
-        except UpstreamUnavailable as exc:
-            outcome = "unavailable"
-            if exc.status == 429:
-                self._breaker.success()  # reachable, only busy: Retry-After governs, not the breaker
+        except BaseException as exc:
+            if exc is token_failure:
+                outcome, verdict = "token_unavailable", breaker.release
             else:
-                self._breaker.failure()
-            raise
-        except UpstreamBadResponse:
-            outcome = "bad_response"
-            self._breaker.failure()
-            raise
-        except UpstreamAuthFailed:
-            outcome = "auth_failed"
-            self._breaker.release()
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            self._breaker.release()
+                outcome, verdict = _judge(exc, breaker)
+            verdict()
             raise
         finally:
-            elapsed = time.perf_counter() - started
-            metrics.UPSTREAM_CALLS.labels(operation, outcome).inc()
-            metrics.UPSTREAM_SECONDS.labels(operation).observe(elapsed)
-            count_upstream_call()
-            log.info(
-                "upstream_call",
-                operation=operation,
-                status=status,
-                outcome=outcome,
-                duration_ms=round(elapsed * 1000, 2),
-            )
-        self._breaker.success()
+            self._observe(operation, outcome, status, started)
+        breaker.success()
         return result
+
+    def _observe(self, operation: str, outcome: str, status: int | None, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        metrics.UPSTREAM_CALLS.labels(operation, outcome).inc()
+        metrics.UPSTREAM_SECONDS.labels(operation).observe(elapsed)
+        count_upstream_call()
+        log.info(
+            "upstream_call", operation=operation, status=status, outcome=outcome, duration_ms=round(elapsed * 1000, 2)
+        )
 
     async def _send(
         self,
@@ -367,6 +380,28 @@ class YativoClient:
         return (await asyncio.shield(self._token_fetch)).value
 
     async def _fetch_token(self) -> _CachedToken:
+        breaker = self._circuits[op.TOKEN]
+        wait = breaker.allow()
+        if wait is not None:
+            metrics.UPSTREAM_CALLS.labels(TOKEN_OPERATION, "circuit_open").inc()
+            raise UpstreamUnavailable("token circuit open", retry_after=wait, circuit_open=True)
+        started = time.perf_counter()
+        outcome = "ok"
+        status: int | None = None
+        try:
+            cached, status = await self._exchange_token()
+        except BaseException as exc:
+            outcome, verdict = _judge(exc, breaker)
+            status = getattr(exc, "status", None)
+            verdict()
+            raise
+        finally:
+            self._observe(TOKEN_OPERATION, outcome, status, started)
+        breaker.success()
+        self._token = cached
+        return cached
+
+    async def _exchange_token(self) -> tuple[_CachedToken, int]:
         started = self._clock()
         response = await _exchange(
             self._http,
@@ -388,9 +423,7 @@ class YativoClient:
         hint = token.refresh_recommendation.refresh_before_seconds if token.refresh_recommendation else None
         # Refresh early, but never so early that a short-lived token is refetched on every call.
         margin = min(hint if hint is not None else DEFAULT_REFRESH_BEFORE_SECONDS, lifetime / 2)
-        cached = _CachedToken(token.access_token, started + lifetime - margin)
-        self._token = cached
-        return cached
+        return _CachedToken(token.access_token, started + lifetime - margin), response.status_code
 
     def _forget(self, token: str) -> None:
         if self._token is not None and self._token.value == token:
@@ -406,6 +439,23 @@ class _Answer:
         self.status_code = status_code
         self.headers = headers
         self.content = content
+
+
+def _judge(exc: BaseException, breaker: CircuitBreaker) -> tuple[str, Callable[[], None]]:
+    """The metric outcome of a failed call, and what it tells its circuit."""
+    if isinstance(exc, UpstreamRejected):
+        # The upstream is up and said no (a wrong code, an unknown customer): the operation works.
+        return "rejected", breaker.success
+    if isinstance(exc, UpstreamTimeout):
+        return "timeout", breaker.failure
+    if isinstance(exc, UpstreamUnavailable):
+        # A 429 counts too: a circuit that stays closed through one would keep every request paying for it.
+        return ("rate_limited" if exc.status == 429 else "unavailable"), breaker.failure
+    if isinstance(exc, UpstreamBadResponse):
+        return "bad_response", breaker.failure
+    if isinstance(exc, UpstreamAuthFailed):
+        return "auth_failed", breaker.release  # our credentials, not the endpoint: an operator problem
+    return "cancelled", breaker.release
 
 
 def _retry_hook(method: str) -> Callable[[Exception], bool | float]:

@@ -26,6 +26,13 @@ class Onboarded(msgspec.Struct, frozen=True, kw_only=True):
     otp_expires_in_seconds: int | None = None
 
 
+class CustomerReset(msgspec.Struct, frozen=True, kw_only=True):
+    """POST /yativo-card/customers/{id}/reset (section 12.1)."""
+
+    deleted_card_id: str | None = None
+    external_customer_id: str | None = None
+
+
 class FlowStep(msgspec.Struct, frozen=True, kw_only=True):
     """verify-otp's answer: where the customer stands now."""
 
