@@ -64,15 +64,15 @@ bench-tools:
 	@command -v redis-server >/dev/null || { echo "make bench needs redis-server: apt-get install redis-server" >&2; exit 1; }
 
 bench: $(BENCH_VENV)/.synced bench-tools
-	$(BENCH_VENV)/bin/python -m bench.run
+	$(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
-# A quick check that the harness works end to end (rough numbers).
+# A quick check that the harness works end to end (rough numbers). BENCH_ARGS="--baseline main" runs main beside this.
 bench-smoke: $(BENCH_VENV)/.synced bench-tools
-	$(BENCH_VENV)/bin/python -m bench.run --quick
+	$(BENCH_VENV)/bin/python -m bench.run --quick $(BENCH_ARGS)
 
 # Longer rounds and the growth check over two blocks of a million requests.
 bench-long: $(BENCH_VENV)/.synced bench-tools
-	$(BENCH_VENV)/bin/python -m bench.run --long
+	$(BENCH_VENV)/bin/python -m bench.run --long $(BENCH_ARGS)
 
 # Redraw docs/flow.md from the transition tables (a test fails while it is stale).
 flow: setup

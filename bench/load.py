@@ -84,13 +84,22 @@ class OpenLoopResult:
 
 
 async def open_loop(
-    url: str, headers: Sequence[dict[str, str]], *, warm_url: str, rate: float, seconds: float, connections: int = 16
+    url: str,
+    headers: Sequence[dict[str, str]],
+    *,
+    warm_url: str,
+    rate: float,
+    seconds: float,
+    connections: int = 16,
+    record: list[tuple[float, float]] | None = None,
 ) -> OpenLoopResult:
     """Fire GETs at fixed intervals whatever the answers do; latency counts from the scheduled send time.
 
     Timing from the schedule rather than from the actual send keeps queueing visible (no coordinated omission):
-    a request that had to wait for a free connection or a busy server is charged for the wait.
+    a request that had to wait for a free connection or a busy server is charged for the wait. `record`, if
+    given, receives each request's scheduled send (wall clock) and latency in ms.
     """
+    wall = time.time() - time.perf_counter()
     total = int(rate * seconds)
     latencies: list[float] = []
     bad = 0
@@ -108,6 +117,8 @@ async def open_loop(
             except aiohttp.ClientError:
                 bad += 1
             latencies.append((time.perf_counter() - scheduled) * 1000)
+            if record is not None:
+                record.append((wall + scheduled, latencies[-1]))
 
         # Warm the connections first, so connection set-up is not part of the measurement.
         await asyncio.gather(*(_get(session, warm_url) for _ in range(connections)))

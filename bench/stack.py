@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -125,15 +126,29 @@ def service_env(redis: Proc, emulator: Proc, **extra: str) -> dict[str, str]:
 
 
 def start_service(
-    name: str, env: dict[str, str], *, variant: list[str] | None = None, log: IO[Any] | int = subprocess.DEVNULL
+    name: str,
+    env: dict[str, str],
+    *,
+    variant: list[str] | None = None,
+    log: IO[Any] | int = subprocess.DEVNULL,
+    source: Path = ROOT,
 ) -> Proc:
-    """`python -m service serve` (the production entry point), or bench.variant with a chosen transport."""
+    """`python -m service serve` (the production entry point), or bench.variant with a chosen transport; `source`:
+    the checkout whose `service` package runs (`python -m` puts the working directory first on the path)."""
     port = free_port()
     if variant is None:
         argv = python_module("service", "serve", "--host", "127.0.0.1", "--port", str(port))
     else:
         argv = python_module("bench.variant", "--port", str(port), *variant)
-    return Proc(name, argv, port, env=env, stdout=log)
+    return Proc(name, argv, port, env=env, stdout=log, cwd=source)
+
+
+def export(rev: str) -> Path:
+    """The tree of git revision `rev`, unpacked into a temporary directory (to run a baseline beside this one)."""
+    target = Path(tempfile.mkdtemp(prefix="bench-baseline-"))
+    archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
 
 
 def start_trivial() -> Proc:

@@ -8,6 +8,7 @@ multi-key command or script works (REDIS_CLUSTER=true). `<uid>` is a digest of t
 |---------------------------------------|-------------------------------------|---------------|------------------------------|
 | `bff:{u:<uid>}:snap`                  | Snapshot (msgpack), incl. the upstream customer id | 30 days (10 min before a customer exists) | open: rebuilt from the upstream |
 | `bff:{u:<uid>}:lease`                 | `<token>|<flight id>`               | deadline + 1 s | open: each request runs alone |
+| `bff:{u:<uid>}:waiters`              | `1`: a follower waits for the lease  | deadline + 1 s | open                          |
 | `bff:{u:<uid>}:outcome:<token>`       | a flight's outcome (msgpack)        | 10 s          | open                          |
 | `bff:{u:<uid>}:wake:<token>`          | wake-up tokens for BLPOP            | 10 s          | open                          |
 | `bff:{u:<uid>}:otp:<kind>:<issue>`    | wrong tries at one issued code      | 1 h           | CLOSED: the code is not tried |
@@ -33,6 +34,10 @@ def snapshot(uid: str) -> str:
 
 def lease(uid: str) -> str:
     return f"{_user(uid)}:lease"
+
+
+def waiters(uid: str) -> str:
+    return f"{_user(uid)}:waiters"
 
 
 def outcome(uid: str, token: str) -> str:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import structlog
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
 from service.storage import keys as layout
+from service.storage import unit
 
 log = structlog.get_logger(__name__)
 
@@ -65,12 +66,17 @@ class Quotas(msgspec.Struct, frozen=True, kw_only=True):
 
 DEFAULT_QUOTAS = Quotas()
 
-# Unless a key is already at its limit, count one more against each (giving each its window on first use);
-# report whether it was counted, then each key's count and seconds left. A refused try is not counted.
+# Count one more against each key (a new key starts its window with SET NX, so its first count costs no EXPIRE);
+# if one goes past its limit, take the counts back, so a refused try costs nothing, and report each key's count
+# and seconds left. Reports 1 and the counts when counted (no TTLs: only a refusal needs them).
 _COUNT = """
+local counted = 0
 for i, key in ipairs(KEYS) do
-  local n = tonumber(redis.call('get', key) or '0')
-  if n >= tonumber(ARGV[i + 1]) then
+  local n = 1
+  if not redis.call('set', key, '1', 'EX', ARGV[1], 'NX') then n = redis.call('incr', key) end
+  counted = i
+  if n > tonumber(ARGV[i + 1]) then
+    for j = 1, counted do redis.call('decr', KEYS[j]) end
     local out = {0}
     for _, k in ipairs(KEYS) do
       out[#out + 1] = tonumber(redis.call('get', k) or '0')
@@ -81,20 +87,19 @@ for i, key in ipairs(KEYS) do
 end
 local out = {1}
 for _, key in ipairs(KEYS) do
-  local n = redis.call('incr', key)
-  if n == 1 then redis.call('expire', key, ARGV[1]) end
-  out[#out + 1] = n
-  out[#out + 1] = redis.call('ttl', key)
+  out[#out + 1] = 0
+  out[#out + 1] = 0
 end
 return out
 """
 
 # Give back one count, but never below zero and never to a key that has already expired (that would make a key
-# without a TTL, and an extra try in the next window).
+# without a TTL, and an extra try in the next window). One DECR when there is something to give back.
 _REFUND = """
 for _, key in ipairs(KEYS) do
-  local n = tonumber(redis.call('get', key) or '0')
-  if n > 0 then redis.call('decr', key) end
+  if redis.call('decr', key) < 0 then
+    if redis.call('pttl', key) < 0 then redis.call('del', key) else redis.call('incr', key) end
+  end
 end
 return 1
 """
@@ -143,31 +148,76 @@ class Limits:
             )
 
     async def refund_code_attempt(self, uid: str, kind: str, issue: str) -> None:
-        """The attempt was not a wrong guess: give it back (best effort; a lost refund only errs on the safe side)."""
+        """The attempt was not a wrong guess: give it back (best effort; a lost refund only errs on the safe side).
+        Inside a leased flight the refund goes with the lease's release (service.storage.unit)."""
+        tries = [layout.code_tries(uid, kind, issue), layout.code_tries_this_hour(uid, kind)]
+        pending = unit.current(uid)
+        if pending is not None:
+            pending.refunds += tries
+            return
+        await self._give_back(tries)
+
+    async def _give_back(self, tries: list[str]) -> None:
         if self._refund is None:
             self._refund = self._redis.register_script(_REFUND)
         try:
-            await self._refund(keys=[layout.code_tries(uid, kind, issue), layout.code_tries_this_hour(uid, kind)])
+            await self._refund(keys=tries)
         except (RedisError, OSError) as exc:
             log.warning("redis_refund_failed", error=type(exc).__name__)
 
     async def quota(self, uid: str, client_ip: str | None, action: str) -> None:
         """Count one `action` ("start"/"phone") for the user and for the client address; raise past a quota."""
         per_user, per_address = self._quotas.of(action)
-        keys = [layout.user_quota(uid, action)]
-        if client_ip and per_address > 0:
-            keys.append(layout.address_quota(client_ip, action))
-        # One script per key: on a Redis Cluster a user's and an address's keys live in different slots.
-        for key, limit in zip(keys, (per_user, per_address), strict=False):
-            try:
-                counted, [(_, ttl)] = await self._count([key], [limit])
-            except LimitsUnavailable:
-                log.warning("quota_unchecked", action=action)
-                return
-            if not counted:
-                metrics.REFUSALS.labels("rate_limited", action).inc()
-                log.warning("quota_exceeded", action=action)
-                raise LimitExceeded("rate_limited", action, ttl, limit)
+        user_key = layout.user_quota(uid, action)
+        try:
+            if not client_ip or per_address <= 0:
+                (counted, [(_, ttl)]), address = await self._count([user_key], [per_user]), None
+            else:
+                # One script per key (on a Redis Cluster a user's and an address's keys live in different slots),
+                # both in one round trip.
+                address_key = layout.address_quota(client_ip, action)
+                (counted, [(_, ttl)]), address = await self._count_both(
+                    (user_key, per_user), (address_key, per_address)
+                )
+                if not counted and address is not None and address[0]:
+                    await self._give_back([address_key])  # as if asked one after the other: refused, not counted
+        except LimitsUnavailable:
+            log.warning("quota_unchecked", action=action)
+            return
+        limit = per_user
+        if counted and address is not None and not address[0]:
+            counted, ttl, limit = False, address[1], per_address
+        if not counted:
+            metrics.REFUSALS.labels("rate_limited", action).inc()
+            log.warning("quota_exceeded", action=action)
+            raise LimitExceeded("rate_limited", action, ttl, limit)
+
+    async def _count_both(
+        self, first: tuple[str, int], second: tuple[str, int]
+    ) -> tuple[tuple[bool, list[tuple[int, int]]], tuple[bool, int] | None]:
+        """Two one-key counts in one pipeline; the second as (counted, seconds left), None if it failed alone."""
+        if self._breaker.allow() is not None:
+            raise LimitsUnavailable("redis is unavailable")
+        if self._script is None:
+            self._script = self._redis.register_script(_COUNT)
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            for key, limit in (first, second):
+                pipe.execute_command("EVALSHA", self._script.sha, 1, key, WINDOW_SECONDS, limit)
+            replies = await pipe.execute(raise_on_error=False)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                # Not loaded on this server yet: once one at a time (redis-py loads it), then pipelined again.
+                return await self._count([first[0]], [first[1]]), _one(await self._count([second[0]], [second[1]]))
+        except (RedisError, OSError) as exc:
+            self._redis_failed(exc)
+        except BaseException:
+            self._breaker.release()  # cancelled: this call may have held the breaker's one probe
+            raise
+        if isinstance(replies[0], Exception):
+            self._redis_failed(replies[0])
+        self._breaker.success()
+        second_reply = None if isinstance(replies[1], Exception) else _one(_parsed(replies[1]))
+        return _parsed(replies[0]), second_reply
 
     async def _count(self, keys: Sequence[str], limits: Sequence[int]) -> tuple[bool, list[tuple[int, int]]]:
         if self._breaker.allow() is not None:
@@ -177,15 +227,27 @@ class Limits:
         try:
             raw = await self._script(keys=list(keys), args=[WINDOW_SECONDS, *limits])
         except (RedisError, OSError) as exc:
-            self._breaker.failure()
-            log.warning("redis_limits_failed", error=type(exc).__name__)
-            raise LimitsUnavailable("redis is unavailable") from None
+            self._redis_failed(exc)
         except BaseException:
             self._breaker.release()  # cancelled: this call may have held the breaker's one probe
             raise
         self._breaker.success()
-        values = [int(v) for v in raw]
-        return bool(values[0]), [(values[i], max(values[i + 1], 1)) for i in range(1, len(values), 2)]
+        return _parsed(raw)
+
+    def _redis_failed(self, exc: BaseException) -> NoReturn:
+        self._breaker.failure()
+        log.warning("redis_limits_failed", error=type(exc).__name__)
+        raise LimitsUnavailable("redis is unavailable") from None
+
+
+def _parsed(raw: Sequence[Any]) -> tuple[bool, list[tuple[int, int]]]:
+    values = [int(v) for v in raw]
+    return bool(values[0]), [(values[i], max(values[i + 1], 1)) for i in range(1, len(values), 2)]
+
+
+def _one(count: tuple[bool, list[tuple[int, int]]]) -> tuple[bool, int]:
+    counted, [(_, ttl)] = count
+    return counted, ttl
 
 
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Any]) -> str | None:

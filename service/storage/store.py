@@ -8,7 +8,9 @@ timeout per command; it probes again by itself. Nothing here is a security contr
 
 The `owner` key lets a card webhook (which names only the upstream customer) find the user whose snapshot to drop;
 it is written once the user has a card, on its own (another hash slot), with the snapshot's TTL.
-The single-flight leases (service/storage/flights.py) use the same client and breaker.
+The single-flight leases (service/storage/flights.py) use the same client and breaker. Inside a leased flight the
+snapshot is read by the lease script and written by the release script (service/storage/unit.py), so a flight costs
+two round trips for its lease and its snapshot together.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from redis.exceptions import RedisError
 from service.onboarding.snapshot import Snapshot
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
-from service.storage import keys
+from service.storage import keys, unit
 
 SNAPSHOT_TTL_SECONDS = 30 * 24 * 3600
 # An empty snapshot only saves the lookup for a user who has not started; keep it short.
@@ -63,6 +65,13 @@ class StateStore:
 
     async def load(self, uid: str) -> Snapshot | None:
         """The cached snapshot, in one round trip; None when missing, unreadable or Redis fails."""
+        pending = unit.current(uid)
+        if pending is not None:
+            if pending.snapshot is not None:
+                return pending.snapshot  # saved earlier in this flight, not yet written
+            if not pending.read:
+                pending.read = True
+                return decoded(pending.fetched)  # read by the lease script a moment ago
         if self.breaker.allow() is not None:
             metrics.CACHE.labels("error").inc()
             return None
@@ -76,33 +85,32 @@ class StateStore:
             self.breaker.release()  # cancelled: this call may have held the breaker's one probe
             raise
         self.breaker.success()
-        if raw is None:
-            metrics.CACHE.labels("miss").inc()
-            return None
-        try:
-            snapshot = _decode_snapshot(raw)
-        except msgspec.DecodeError:
-            # Written by an incompatible version: a miss, rebuilt from the upstream.
-            metrics.CACHE.labels("miss").inc()
-            return None
-        metrics.CACHE.labels("hit").inc()
-        return snapshot
+        return decoded(raw)
 
     async def save(self, uid: str, snapshot: Snapshot) -> None:
+        pending = unit.current(uid)
+        if pending is not None:
+            pending.snapshot = snapshot  # written with the lease's release
+            return
         if self.breaker.allow() is not None:
             return
-        ttl = SNAPSHOT_TTL_SECONDS if snapshot.customer_id else EMPTY_SNAPSHOT_TTL_SECONDS
+        value, ttl = record(snapshot)
         with self._guard("redis_write_failed"):
             # Not a MULTI: the writes are idempotent, and redis-py's cluster client runs transactions on a
             # throwaway event loop. One round trip (a cluster client splits it by node).
             pipe = self.redis.pipeline(transaction=False)
-            pipe.set(keys.snapshot(uid), _encode(snapshot), ex=ttl)
-            if snapshot.customer_id and snapshot.card is not None:
-                pipe.set(keys.owner(snapshot.customer_id), uid, ex=SNAPSHOT_TTL_SECONDS)
+            pipe.set(keys.snapshot(uid), value, ex=ttl)
+            if (owner := owner_key(snapshot)) is not None:
+                pipe.set(owner, uid, ex=SNAPSHOT_TTL_SECONDS)
             await pipe.execute()
 
     async def forget(self, uid: str) -> None:
         """Drop the cached snapshot (kept: the durable card id) so the next read asks the upstream."""
+        pending = unit.current(uid)
+        if pending is not None:
+            # At once, not at the release: a reader must not keep answering from what is known to be stale.
+            pending.snapshot = None
+            pending.read = True
         if self.breaker.allow() is not None:
             return
         with self._guard("redis_write_failed"):
@@ -124,6 +132,31 @@ class StateStore:
     def _failed(self, event: str, exc: BaseException) -> None:
         self.breaker.failure()
         log.warning(event, error=type(exc).__name__)
+
+
+def decoded(raw: bytes | None) -> Snapshot | None:
+    """A stored snapshot, counted as a cache hit or miss; None when missing or unreadable."""
+    if raw is None:
+        metrics.CACHE.labels("miss").inc()
+        return None
+    try:
+        snapshot = _decode_snapshot(raw)
+    except msgspec.DecodeError:
+        # Written by an incompatible version: a miss, rebuilt from the upstream.
+        metrics.CACHE.labels("miss").inc()
+        return None
+    metrics.CACHE.labels("hit").inc()
+    return snapshot
+
+
+def record(snapshot: Snapshot) -> tuple[bytes, int]:
+    """A snapshot as stored, and its TTL in seconds."""
+    return _encode(snapshot), SNAPSHOT_TTL_SECONDS if snapshot.customer_id else EMPTY_SNAPSHOT_TTL_SECONDS
+
+
+def owner_key(snapshot: Snapshot) -> str | None:
+    """The card webhooks' way back to the user, once there is a card (written beside the snapshot, 30 days)."""
+    return keys.owner(snapshot.customer_id) if snapshot.customer_id and snapshot.card is not None else None
 
 
 def connect(url: str, *, cluster: bool = False) -> RedisLike:
