@@ -37,7 +37,6 @@ from service.yativo import (
 log = structlog.get_logger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-DEFAULT_RETRY_AFTER_SECONDS = 2
 # nginx's "client closed request": recorded in the metrics and the log line, never sent (nobody is left to read it).
 CLIENT_CLOSED_STATUS = 499
 

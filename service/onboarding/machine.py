@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 
 import msgspec
 
@@ -48,8 +47,6 @@ from service.onboarding.actions import (
     Question,
     RetryLater,
     UseDifferentEmail,
-    VerifyEmailCode,
-    VerifyPhoneCode,
 )
 from service.onboarding.decide import (
     FLOW_KYC,
@@ -653,18 +650,9 @@ def answers_refusal(snapshot: Snapshot, answers: Sequence[tuple[str, str]]) -> R
     return Refusal("validation_failed", FixInput(endpoint=ROUTES["source_of_funds"].endpoint, errors=errors), snapshot)
 
 
-def verify_action_of(snapshot: Snapshot) -> VerifyEmailCode | VerifyPhoneCode | None:
-    action = decide(snapshot)
-    return action if isinstance(action, (VerifyEmailCode, VerifyPhoneCode)) else None
-
-
 def _expired(at: float | None, now: float) -> bool:
     return at is not None and now >= at
 
 
 def _due(checked_at: float | None, now: float, every: float) -> bool:
     return checked_at is None or now - checked_at >= every
-
-
-def when(epoch: float | None) -> datetime | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
