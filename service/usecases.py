@@ -85,8 +85,8 @@ class Onboarding:
 
     async def start(self, user: User, content_type: str | None, body: bytes, client_ip: str | None) -> OnboardingState:
         parsed = parse_body("start", content_type, body)
-        email = normalize_email(parsed.email) if isinstance(parsed, StartRequest) else None
-        return await self._run(user, "start", parsed, (email,), lambda s: self._start(user, s, email or "", client_ip))
+        email = parsed.email if isinstance(parsed, StartRequest) else ""
+        return await self._run(user, "start", parsed, (email,), lambda s: self._start(user, s, email, client_ip))
 
     async def verify_email(self, user: User, content_type: str | None, body: bytes) -> OnboardingState:
         parsed = parse_body("verify_email", content_type, body)

@@ -131,7 +131,8 @@ def _json_media_type(content_type: str | None) -> bool:
 
 
 def parse_body(route: str, content_type: str | None, body: bytes) -> msgspec.Struct | BadInput:
-    """The route's request body, or why it cannot be used. Never echoes the value that was sent."""
+    """The route's request body (an email in its normal form), or why it cannot be used. Never echoes the value
+    that was sent."""
     kind = BODY_OF_ROUTE[route]
     fields = tuple(kind.__struct_encode_fields__)
     example = ", ".join(f'"{f}"' for f in fields)
@@ -149,8 +150,11 @@ def parse_body(route: str, content_type: str | None, body: bytes) -> msgspec.Str
         return BadInput(
             "malformed_body", (("body", f"The body is not valid JSON: send a JSON object with {example}."),)
         )
-    if isinstance(value, StartRequest) and normalize_email(value.email) is None:
-        return BadInput("email_invalid", (("email", FIELD_MESSAGES[("start", "email")]),))
+    if isinstance(value, StartRequest):
+        email = normalize_email(value.email)
+        if email is None:
+            return BadInput("email_invalid", (("email", FIELD_MESSAGES[("start", "email")]),))
+        return StartRequest(email=email)  # the one normal form, from here on
     return value
 
 
