@@ -318,8 +318,7 @@ class Onboarding:
         elif kind == machine.STALE:
             log.info("state_out_of_date", upstream_code=exc.code)
             await self._store.forget(user.uid)
-            fresh = await self._complete(await self._from_upstream(user))
-            fresh = msgspec.structs.replace(fresh, email_masked=fresh.email_masked or snapshot.email_masked)
+            fresh = machine.reread(snapshot, await self._complete(await self._from_upstream(user)))
             await self._store.save(user.uid, fresh)
             raise machine.stale(fresh)
         elif kind == machine.RESUME:
@@ -330,10 +329,8 @@ class Onboarding:
             return await self._settle(user, snapshot)
         assert refusal is not None
         if refusal.snapshot is not None:
-            saved = refusal.snapshot
-            if route == "source_of_funds":
-                saved = await self._read(saved, machine.QUESTIONS)
-            await self._store.save(user.uid, saved)
+            # Saved with what its next action needs (the current questionnaire, after answers were refused).
+            await self._store.save(user.uid, await self._complete(refusal.snapshot))
         raise refusal
 
     async def _restart(self, user: User, snapshot: Snapshot) -> Snapshot:
@@ -352,7 +349,7 @@ class Onboarding:
         except UpstreamRejected as exc:
             if exc.code != "CUSTOMER_NOT_FOUND":  # already gone is what we wanted
                 raise
-        fresh = machine.restarted(snapshot)
+        fresh = machine.restarted()
         await self._store.save(user.uid, fresh)
         return fresh
 
@@ -409,7 +406,7 @@ class Onboarding:
             try:
                 snapshot = await self._read(snapshot, read)
             except UpstreamUnavailable as exc:
-                if read not in machine.REFRESHES or (snapshot.kyc_status is None and read == machine.KYC_STATUS):
+                if not machine.may_degrade(read, snapshot):
                     raise
                 # Degraded, not failed: the user waiting on it gets the last known state.
                 log.warning("degraded_answer", read=read, reason=exc.reason, circuit_open=exc.circuit_open)

@@ -353,3 +353,20 @@ async def test_each_refusal_row_is_reached_through_a_real_request(
         assert action(response)["type"] == then
     if then in ("verify_email_code", "verify_phone_code", "provide_phone"):
         assert action(response) == action(await bff.get())
+
+
+@pytest.mark.parametrize(
+    ("read", "state", "degrades"),
+    [
+        (machine.KYC_STATUS, "wait_for_kyc", True),  # the last known review state is still true enough to show
+        (machine.ACCOUNT, "wait_for_account", True),
+        (machine.KYC_STATUS, "verify_email_code", False),  # never read: nothing known to fall back on
+        (machine.KYC_LINK, "complete_kyc", False),  # a link is needed to show the screen at all
+        (machine.QUESTIONS, "answer_source_of_funds", False),
+        (machine.CARDS, "done", False),
+    ],
+)
+def test_only_a_refresh_of_something_known_may_fail_into_the_last_known_state(
+    read: str, state: str, degrades: bool
+) -> None:
+    assert machine.may_degrade(read, AT[state]) is degrades

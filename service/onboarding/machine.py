@@ -198,9 +198,8 @@ def start_restarts(snapshot: Snapshot, email: str) -> bool:
     )
 
 
-def restarted(snapshot: Snapshot) -> Snapshot:
+def restarted() -> Snapshot:
     """The customer was reset upstream: nothing of it is kept."""
-    del snapshot
     return Snapshot()
 
 
@@ -402,6 +401,11 @@ def upstream_failure(route: str, failure: str, retry_after: float | None = None)
     return refuse(UPSTREAM_FAILURES[failure], ROUTES[route].endpoint, retry_after=retry_after)
 
 
+def reread(snapshot: Snapshot, fresh: Snapshot) -> Snapshot:
+    """What the upstream says after our snapshot turned out stale, keeping the masked email we showed."""
+    return msgspec.structs.replace(fresh, email_masked=fresh.email_masked or snapshot.email_masked)
+
+
 def stale(fresh: Snapshot) -> Refusal:
     """After re-reading the upstream: the step asked for was not the current one."""
     return Refusal("step_not_available", decide(fresh), fresh)
@@ -489,6 +493,12 @@ QUESTIONS = "questions"
 ACCOUNT = "account"
 # Reads that only refresh what the user is waiting on: when they fail, the last known state is answered.
 REFRESHES = frozenset({KYC_STATUS, ACCOUNT})
+
+
+def may_degrade(read: str, snapshot: Snapshot) -> bool:
+    """Whether a failed read may be answered with the last known state: a refresh of something known already
+    (a KYC status never read is not a state to fall back on)."""
+    return read in REFRESHES and not (read == KYC_STATUS and snapshot.kyc_status is None)
 
 
 def next_read(
