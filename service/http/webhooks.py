@@ -1,17 +1,11 @@
 """Yativo's signed webhooks: verify, de-duplicate, and apply the card events that change what a user sees.
 
-Keys: `wh:<digest of event id>` and `owner` in service.storage.keys; which events matter is
-service.onboarding.events.
-
-`pending` is taken with SET NX before the event is applied and becomes `done` after; a delivery that finds
-`pending` (another replica is applying it, or one died half-way) gets 503 and is retried once it lapses, so an
-event is never knowingly applied twice and never lost to a crash. Seven days outlast Yativo's retry schedule
-(the last automatic attempt is about 39 hours after the first).
+At-most-once application is service.storage.deliveries (a delivery it cannot record or that another replica is
+applying is answered 503, so Yativo delivers it again); which events matter is service.onboarding.events.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import time
@@ -23,21 +17,18 @@ import structlog
 from litestar import Request, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import HeaderParameter
-from redis.exceptions import RedisError
 
 from service.http.problems import PROBLEM_JSON, Problem, problem
 from service.onboarding.actions import Endpoint
 from service.onboarding.events import changes_what_the_user_sees
 from service.onboarding.refusals import action_for
 from service.settings import Settings
-from service.storage import keys
+from service.storage.deliveries import Deliveries, DeliveriesUnavailable, DeliveryInFlight
 
 log = structlog.get_logger(__name__)
 
 WEBHOOK_PATH = "/v1/webhooks/yativo"
 TOLERANCE_SECONDS = 300
-PENDING_TTL_SECONDS = 60
-DONE_TTL_SECONDS = 7 * 24 * 3600
 
 
 class Envelope(msgspec.Struct, frozen=True):
@@ -66,7 +57,7 @@ class WebhookReceiver:
         self._secrets = tuple(
             s.encode() for s in (settings.yativo_webhook_secret, settings.yativo_webhook_secret_previous) if s
         )
-        self._redis = redis
+        self._deliveries = Deliveries(redis)
         self._clock = clock
 
     @property
@@ -95,23 +86,22 @@ class WebhookReceiver:
             # Signed by Yativo but not an envelope: retrying would not change it, so acknowledge and say so.
             log.error("webhook_malformed")
             return "ignored"
-        key = keys.webhook_event(envelope.id)
         try:
-            if not await self._redis.set(key, b"pending", nx=True, ex=PENDING_TTL_SECONDS):
-                state = await self._redis.get(key)
-                if state == b"done":
-                    log.info("webhook_duplicate", event_type=envelope.type, event_id=envelope.id[:64])
-                    return "duplicate"
-                raise Unavailable("delivery in flight")
-        except (RedisError, OSError) as exc:
-            log.warning("webhook_dedup_unavailable", error=type(exc).__name__)
+            first = await self._deliveries.claim(envelope.id)
+        except DeliveryInFlight:
+            raise Unavailable("delivery in flight") from None
+        except DeliveriesUnavailable as exc:
+            log.warning("webhook_dedup_unavailable", error=str(exc))
             raise Unavailable("redis") from None
+        if not first:
+            log.info("webhook_duplicate", event_type=envelope.type, event_id=envelope.id[:64])
+            return "duplicate"
         try:
             outcome = await self._apply(envelope)
-            await self._redis.set(key, b"done", ex=DONE_TTL_SECONDS)
-        except (RedisError, OSError) as exc:
-            log.warning("webhook_apply_failed", event_type=envelope.type, error=type(exc).__name__)
-            await self._release(key)
+            await self._deliveries.done(envelope.id)
+        except DeliveriesUnavailable as exc:
+            log.warning("webhook_apply_failed", event_type=envelope.type, error=str(exc))
+            await self._deliveries.release(envelope.id)
             raise Unavailable("redis") from None
         log.info("webhook_processed", event_type=envelope.type, event_id=envelope.id[:64], outcome=outcome)
         return outcome
@@ -122,17 +112,10 @@ class WebhookReceiver:
         card_id = envelope.data.get("yativo_card_id")
         if not isinstance(card_id, str) or not 0 < len(card_id) <= 200:
             return "ignored"
-        uid = await self._redis.get(keys.owner(card_id))
-        if uid is None:
-            return "ignored"  # not a customer of ours with a card we cached: the next read asks the upstream anyway
         # Drop, not patch: the upstream stays the source of truth and late or reordered deliveries cannot regress it.
-        await self._redis.delete(keys.snapshot(uid.decode() if isinstance(uid, bytes) else uid))
+        if not await self._deliveries.forget_state_of_owner(card_id):
+            return "ignored"  # not a customer of ours with a card we cached: the next read asks the upstream anyway
         return "applied"
-
-    async def _release(self, key: str) -> None:
-        # If this fails too, the pending mark lapses within a minute and the retry applies the event then.
-        with contextlib.suppress(RedisError, OSError):
-            await self._redis.delete(key)
 
 
 _ENDPOINT = Endpoint("POST", WEBHOOK_PATH)
