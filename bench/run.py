@@ -364,9 +364,23 @@ def main() -> int:
         upstream_stock = Scenario("same, stock httpx transport", stock.url + api, kyc)
         floor_read = Scenario("floor: one Redis GET", floor.url + "/redis", None)
         floor_up = Scenario("floor: one upstream GET", floor.url + "/upstream", customers)
+        floor_up_redis = Scenario(
+            "floor: one upstream GET in 3 Redis round trips", floor.url + "/upstream-redis", customers
+        )
         floor_up_stock = Scenario("floor: one upstream GET, stock httpx", floor_stock.url + "/upstream", customers)
         # The upstream scenarios are kept apart, so the users they share rest between them.
-        scenarios = [h, upstream, fresh, livez, floor_up, floor_read, upstream_stock, fresh_loud, fresh_quiet]
+        scenarios = [
+            h,
+            upstream,
+            fresh,
+            livez,
+            floor_up,
+            floor_read,
+            floor_up_redis,
+            upstream_stock,
+            fresh_loud,
+            fresh_quiet,
+        ]
         baseline: list[Scenario] = []
         if base is not None:
             baseline = [
@@ -407,7 +421,19 @@ def main() -> int:
             nproc,
             mode_name,
             mode,
-            [h, fresh, fresh_loud, fresh_quiet, upstream, upstream_stock, floor_read, floor_up, floor_up_stock, livez],
+            [
+                h,
+                fresh,
+                fresh_loud,
+                fresh_quiet,
+                upstream,
+                upstream_stock,
+                floor_read,
+                floor_up,
+                floor_up_redis,
+                floor_up_stock,
+                livez,
+            ],
             baseline,
             walks,
             latency,
@@ -521,6 +547,7 @@ async def added_latency(
     direct: list[OpenLoopResult] = []
     via: list[OpenLoopResult] = []
     floored: list[OpenLoopResult] = []
+    floored_redis: list[OpenLoopResult] = []
     based: list[OpenLoopResult] = []
     upstream: list[float] = []
     n = int(mode.latency_rate * mode.latency_seconds)
@@ -541,6 +568,7 @@ async def added_latency(
         via.append(await paced(service.url + "/v1/card-onboarding", kyc.take(n), service.url + "/livez"))
         upstream.append((counters.upstream_calls() - before) / n)
         floored.append(await paced(floor.url + "/upstream", floor_users.take(n), floor.url + "/redis"))
+        floored_redis.append(await paced(floor.url + "/upstream-redis", floor_users.take(n), floor.url + "/redis"))
         if base is not None:
             based.append(await paced(base.url + "/v1/card-onboarding", kyc.take(n), base.url + "/livez"))
     return {
@@ -548,13 +576,15 @@ async def added_latency(
         "base_p99": median([r.p99_ms for r in based]),
         "floor_p50": median([r.p50_ms for r in floored]),
         "floor_p99": median([r.p99_ms for r in floored]),
+        "floor_redis_p50": median([r.p50_ms for r in floored_redis]),
+        "floor_redis_p99": median([r.p99_ms for r in floored_redis]),
         "direct_p50": median([r.p50_ms for r in direct]),
         "direct_p99": median([r.p99_ms for r in direct]),
         "via_p50": median([r.p50_ms for r in via]),
         "via_p99": median([r.p99_ms for r in via]),
         "upstream": median(upstream),
-        "bad": sum(r.bad for r in direct + via + floored + based),
-        "late_ms": max(r.late_ms for r in direct + via + floored + based),
+        "bad": sum(r.bad for r in direct + via + floored + floored_redis + based),
+        "late_ms": max(r.late_ms for r in direct + via + floored + floored_redis + based),
     }
 
 
@@ -614,7 +644,7 @@ def report(
     started_at: str,
     load_before: list[str],
 ) -> None:
-    h, get, get_loud, get_quiet, up, stock, floor_read, floor_up, floor_stock, livez = scenarios
+    h, get, get_loud, get_quiet, up, stock, floor_read, floor_up, floor_up_redis, floor_stock, livez = scenarios
     h_rps = h.rps()
     rows: list[tuple[str, ...]] = []
 
@@ -649,6 +679,12 @@ def report(
     row(stock, f"chosen/stock >= 5 ({up_ratio:.2f})", up_ratio >= 5)
     row(floor_read, f"fresh GET / this = {get.rps() / floor_read.rps():.2f}", None)
     row(floor_up, f"upstream GET / this = {up.rps() / floor_up.rps():.2f}", None)
+    row(
+        floor_up_redis,
+        f"upstream GET / this = {up.rps() / floor_up_redis.rps():.2f}; this >= 0.08 x H: "
+        f"{verdict(floor_up_redis.rps() >= 0.08 * h_rps)}",
+        None,
+    )
     row(floor_stock, f"floor chosen/stock = {floor_up.rps() / floor_stock.rps():.2f}", None)
     for b in baseline:
         mine = up if "upstream" in b.name else get
@@ -701,6 +737,14 @@ def report(
     print(
         f"| added by the floor alone | {latency['floor_p50'] - latency['direct_p50']:.2f} | "
         f"{latency['floor_p99'] - latency['direct_p99']:.2f} |"
+    )
+    print(
+        f"| floor: the same in 3 Redis round trips | {latency['floor_redis_p50']:.2f} | "
+        f"{latency['floor_redis_p99']:.2f} |"
+    )
+    print(
+        f"| added by that floor | {latency['floor_redis_p50'] - latency['direct_p50']:.2f} | "
+        f"{latency['floor_redis_p99'] - latency['direct_p99']:.2f} |"
     )
     print()
     print(

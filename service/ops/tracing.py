@@ -72,10 +72,10 @@ def _remember_server_span(span: Any, _scope: Any) -> None:
         info.span = span
 
 
-def instrument_upstream(http: Any, provider: TracerProvider | None) -> None:
-    """Give the upstream httpx client a client span per request, child of the inbound request's span."""
+def instrument_upstream(transport: Any, provider: TracerProvider | None) -> Any:
+    """The upstream transport, giving each request a client span, child of the inbound request's span."""
     if provider is None:
-        return
-    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        return transport
+    from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 
-    HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+    return AsyncOpenTelemetryTransport(transport, tracer_provider=provider)

@@ -31,6 +31,7 @@ from service.onboarding.snapshot import Snapshot
 from service.ops import metrics
 from service.ops.breaker import CircuitBreaker
 from service.storage import keys, unit
+from service.storage.connection import ScopedWriteConnection
 
 SNAPSHOT_TTL_SECONDS = 30 * 24 * 3600
 # An empty snapshot only saves the lookup for a user who has not started; keep it short.
@@ -177,4 +178,6 @@ def connect(url: str, *, cluster: bool = False) -> RedisLike:
         from redis.asyncio.cluster import RedisCluster
 
         return RedisCluster.from_url(url, **options)  # type: ignore[return-value]
+    if url.startswith("redis://"):
+        options["connection_class"] = ScopedWriteConnection  # TLS and unix sockets keep redis-py's own
     return Redis.from_url(url, **options)  # type: ignore[return-value]
