@@ -35,6 +35,7 @@ from bench.stack import (
     service_env,
     start_emulator,
     start_floor,
+    start_libraries,
     start_redis,
     start_service,
     start_trivial,
@@ -412,7 +413,11 @@ def main() -> int:
         say(f"growth: 2 x {mode.growth_requests:,} requests of the fresh GET ...")
         growth = grow(service, Scenario("growth", service.url + api, done), counters, mode)
         peak_kib = service.status_kib("VmHWM")
-        peaked = (service, *([base] if base else []), quiet, loud, stock, trivial, floor, floor_stock)
+        # The libraries alone, loaded by a process serving H for as long as the growth check's first block ran.
+        libraries = start_libraries(env)
+        procs.append(libraries)
+        run_wrk(Scenario("H with the libraries", libraries.url + "/", None), counters, mode, seconds=mode.seconds)
+        peaked = (service, *([base] if base else []), quiet, loud, stock, trivial, libraries, floor, floor_stock)
         peaks = {p.name: p.status_kib("VmHWM") for p in peaked}
 
         log_file.close()

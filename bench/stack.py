@@ -156,6 +156,13 @@ def start_trivial() -> Proc:
     return Proc("H", python_module("bench.trivial", "--port", str(port)), port)
 
 
+def start_libraries(env: dict[str, str]) -> Proc:
+    """H in a process that first loads every library the service loads (the floor of the service's memory)."""
+    port = free_port()
+    argv = python_module("bench.trivial", "--port", str(port), "--with-libraries")
+    return Proc("H with the service's libraries", argv, port, env=env)
+
+
 def start_floor(redis: Proc, emulator: Proc, redis_key: str, transport: str) -> Proc:
     port = free_port()
     argv = python_module(

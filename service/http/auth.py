@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from typing import Any
 
@@ -105,13 +106,19 @@ class JwksKeys:
             self._fetched_at = now
 
 
+def _secret_key(secret: str) -> jwt.PyJWK:
+    encoded = base64.urlsafe_b64encode(secret.encode()).rstrip(b"=").decode()
+    return jwt.PyJWK({"kty": "oct", "k": encoded}, algorithm=HS_ALGORITHMS[0])
+
+
 class Authenticator:
     def __init__(self, settings: Settings, *, clock: Any = time.time) -> None:
         self._clock = clock
         self._verified: dict[str, tuple[float, User, jwt.PyJWK | None]] = {}
         self._issuer = settings.auth_issuer or None
         self._audience = settings.auth_audience or None
-        self._secret = settings.auth_jwt_secret or None
+        # As a PyJWK, the secret is prepared once: a bare one is re-checked for PEM and SSH shapes on every token.
+        self._secret = _secret_key(settings.auth_jwt_secret) if settings.auth_jwt_secret else None
         self._jwks = JwksKeys(settings.auth_jwks_url) if settings.auth_jwks_url else None
         self._options = {"require": ["exp", "sub"], "verify_aud": self._audience is not None}
         if self._issuer:
