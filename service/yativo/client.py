@@ -488,8 +488,8 @@ class _Upstream:
     """Builds each upstream request itself and hands it to the transport.
 
     httpx.AsyncClient.send adds what this client never uses (cookies, auth flows, redirects, URL merging): about a
-    quarter of a millisecond of CPU per call here, about what the aiohttp pool under it costs (BENCHMARKS.md, run E). Kept from
-    httpx: its Request and Response, its transports (and so the test seam) and its per-phase timeouts.
+    quarter of a millisecond of CPU per call here, about what the aiohttp pool under it costs (BENCHMARKS.md, run
+    E). Kept from httpx: its Request and Response, its transports (and so the test seam), its per-phase timeouts.
     """
 
     __slots__ = ("base", "headers", "timeout", "transport")
