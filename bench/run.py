@@ -413,7 +413,7 @@ def main() -> int:
         say(f"growth: 2 x {mode.growth_requests:,} requests of the fresh GET ...")
         growth = grow(service, Scenario("growth", service.url + api, done), counters, mode)
         peak_kib = service.status_kib("VmHWM")
-        # The libraries alone, loaded by a process serving H for as long as the growth check's first block ran.
+        # The libraries alone: a process that loaded them serves H for one round of wrk.
         libraries = start_libraries(env)
         procs.append(libraries)
         run_wrk(Scenario("H with the libraries", libraries.url + "/", None), counters, mode, seconds=mode.seconds)
